@@ -1,0 +1,50 @@
+"""One root exception; the CLI prints only the message of these, never a traceback.
+
+No message built here may contain a key value: callers pass names, paths and versions.
+"""
+
+
+class RotatorError(Exception):
+    """Root of every error the daemon expects and reports."""
+
+
+class ConfigError(RotatorError):
+    """The configuration is unusable; ``problems`` lists every ``field.path: reason``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class VaultError(RotatorError):
+    """Vault could not answer (down, sealed, timed out): retry later."""
+
+
+class VaultPermissionDenied(VaultError):
+    """Vault refused access to ``path`` even after logging in again."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"permission denied on {path}")
+
+
+class SecretNotFound(RotatorError):
+    """The key's secret (or the asked version) does not exist or was deleted/destroyed."""
+
+
+class BadSecret(RotatorError):
+    """The secret exists but its data is unusable; ``field`` names what is wrong."""
+
+    def __init__(self, path: str, field: str, reason: str) -> None:
+        self.path = path
+        self.field = field
+        self.reason = reason
+        super().__init__(f"bad secret at {path}: field {field!r} {reason}")
+
+
+class CasConflict(RotatorError):
+    """A check-and-set write lost against another writer."""
+
+
+class SinkError(RotatorError):
+    """A sink could not take the key."""

@@ -1,0 +1,96 @@
+"""Structured logs: JSON lines off a terminal, and a last step that scrubs secrets.
+
+Every key value the daemon reads is registered with :data:`REDACTOR`; the scrubber
+replaces it (and any ``Bearer ...``) in the final rendered line, whatever the path
+that put it there, including third-party libraries logging through ``logging``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from typing import Any, Literal
+
+import structlog
+
+_BEARER = re.compile(r"(Bearer\s+)[^\s\"',}]+", re.IGNORECASE)
+_MIN_SECRET = 8
+
+
+class Redactor:
+    """Knows every secret value in play and takes them out of text."""
+
+    def __init__(self) -> None:
+        self._secrets: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    def add(self, secret: str) -> None:
+        # Very short values would blank out ordinary words; such a "key" is refused anyway.
+        if len(secret) >= _MIN_SECRET and secret not in self._secrets:
+            with self._lock:
+                self._secrets = self._secrets | {secret}
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "[REDACTED]")
+        return _BEARER.sub(r"\1[REDACTED]", text)
+
+
+REDACTOR = Redactor()
+
+
+def _scrub_rendered(_: Any, __: str, rendered: str | bytes) -> str:
+    if isinstance(rendered, bytes):
+        rendered = rendered.decode("utf-8", "replace")
+    return REDACTOR.scrub(rendered)
+
+
+def configure(fmt: Literal["json", "console"] | None = None, level: str = "INFO") -> None:
+    """Set up structlog and route stdlib logging through the same renderer and scrubber."""
+    if fmt is None:
+        fmt = "console" if sys.stdout.isatty() else "json"
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.format_exc_info,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+            _scrub_rendered,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Libraries chatter at INFO about every request; their warnings still come through.
+    for noisy in ("httpx", "httpcore", "apscheduler", "uvicorn.access", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str) -> Any:
+    return structlog.stdlib.get_logger(name)

@@ -1,0 +1,129 @@
+"""The Prometheus series of the contract, in a registry of their own (one per daemon)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from rotator import __version__
+from rotator.domain import Status
+
+ROTATION_RESULTS = ("rotated", "rejected", "failed", "rolled_back")
+COMPONENTS = ("vault", "mistral", "sink", "scheduler")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.expiry = Gauge(
+            "mistral_key_expiry_timestamp_seconds",
+            "Expiry of the active version (Unix seconds).",
+            ["key"],
+            registry=r,
+        )
+        self.expiry_assumed = Gauge(
+            "mistral_key_expiry_assumed",
+            "1 when no expiry was recorded and creation + max_lifetime_days was assumed.",
+            ["key"],
+            registry=r,
+        )
+        self.valid = Gauge(
+            "mistral_key_valid", "1 when the last definite verification said valid.", ["key"], registry=r
+        )
+        self.status = Gauge(
+            "mistral_key_status", "1 for the key's current status.", ["key", "status"], registry=r
+        )
+        self.last_check = Gauge(
+            "mistral_key_last_check_timestamp_seconds",
+            "Last verification attempt (Unix seconds).",
+            ["key"],
+            registry=r,
+        )
+        self.active_version = Gauge(
+            "mistral_key_active_version", "Vault version delivered to the sinks.", ["key"], registry=r
+        )
+        self.latest_version = Gauge(
+            "mistral_key_latest_version", "Newest live version in Vault.", ["key"], registry=r
+        )
+        self.rotations = Counter(
+            "mistral_key_rotations", "Rotations by result.", ["key", "result"], registry=r
+        )
+        self.last_rotation = Gauge(
+            "mistral_key_last_rotation_timestamp_seconds",
+            "When the active version last changed.",
+            ["key"],
+            registry=r,
+        )
+        self.previous_still_valid = Gauge(
+            "mistral_key_previous_still_valid",
+            "1 while the replaced key still works: delete it in Mistral's console.",
+            ["key"],
+            registry=r,
+        )
+        self.secret_error = Gauge(
+            "mistral_key_secret_error",
+            "1 while the key's Vault secret is missing, unreadable or malformed.",
+            ["key"],
+            registry=r,
+        )
+        self.verify_duration = Histogram(
+            "mistral_key_verify_duration_seconds",
+            "Mistral round trips.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.vault_up = Gauge(
+            "rotator_vault_up", "1 when the last Vault call succeeded.", registry=r
+        )
+        self.vault_token_expiry = Gauge(
+            "rotator_vault_token_expiry_timestamp_seconds",
+            "When the daemon's Vault token expires (0: never).",
+            registry=r,
+        )
+        self.errors = Counter("rotator_errors", "Errors by component.", ["component"], registry=r)
+        self.keys_managed = Gauge("rotator_keys_managed", "Keys under management.", registry=r)
+        self.build_info = Gauge("rotator_build_info", "Build.", ["version"], registry=r)
+        self.build_info.labels(version=__version__).set(1)
+        for component in COMPONENTS:
+            self.errors.labels(component=component)
+
+    def add_key(self, key: str) -> None:
+        """Create the key's series so that alerts see zeros, not absence."""
+        for result in ROTATION_RESULTS:
+            self.rotations.labels(key=key, result=result)
+        self.set_status(key, Status.UNKNOWN)
+        self.secret_error.labels(key=key).set(0)
+
+    def remove_key(self, key: str) -> None:
+        for gauge in (
+            self.expiry,
+            self.expiry_assumed,
+            self.valid,
+            self.last_check,
+            self.active_version,
+            self.latest_version,
+            self.last_rotation,
+            self.previous_still_valid,
+            self.secret_error,
+        ):
+            try:
+                gauge.remove(key)
+            except KeyError:
+                pass
+        for status in Status:
+            _remove(self.status, key, status.value)
+        for result in ROTATION_RESULTS:
+            _remove(self.rotations, key, result)
+
+    def set_status(self, key: str, status: Status) -> None:
+        for s in Status:
+            self.status.labels(key=key, status=s.value).set(1 if s is status else 0)
+        if not status.is_transient:
+            self.valid.labels(key=key).set(1 if status is Status.VALID else 0)
+
+
+def _remove(metric: Gauge | Counter, *labels: str) -> None:
+    try:
+        metric.remove(*labels)
+    except KeyError:
+        pass

@@ -1,0 +1,94 @@
+"""The small interfaces the rotation logic is written against (ports).
+
+Adapters: ``rotator.vault`` (SecretStore), ``rotator.verifier`` (Verifier),
+``rotator.sinks`` (Sink). Unit tests use in-memory fakes of the same shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from rotator.domain import SecretVersion, Verification, fingerprint
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """What the daemon has done with one key, kept in Vault under ``vault.state_path``."""
+
+    active_version: int | None = None
+    previous_version: int | None = None
+    activated_at: datetime | None = None
+    last_result: str | None = None
+    rejected_version: int | None = None
+    """A candidate that failed verification; not retried until a newer one or ops force it."""
+    pending_version: int | None = None
+    pending_owner: str | None = None
+    pending_until: datetime | None = None
+    """While set and in the future, another instance is delivering ``pending_version``."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a sink is handed: one version of one key."""
+
+    key: str
+    version: int
+    api_key: str = field(repr=False)
+    expires_at: datetime | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.api_key)
+
+
+class SecretStore(Protocol):
+    async def latest_version(self, path: str) -> int | None:
+        """Newest version that is neither deleted nor destroyed; None if the secret is gone.
+
+        Reads metadata only, so a poll costs one request per key.
+        Raises VaultError, VaultPermissionDenied.
+        """
+        ...
+
+    async def read_secret(self, path: str, version: int | None = None) -> SecretVersion:
+        """One version (latest if None). Raises SecretNotFound, BadSecret, VaultError."""
+        ...
+
+    async def live_versions(self, path: str) -> list[int]:
+        """Every version not deleted or destroyed, oldest first."""
+        ...
+
+    async def write_secret(self, path: str, data: dict[str, str], cas: int | None) -> int:
+        """Write a new version with check-and-set; returns its number. Raises CasConflict."""
+        ...
+
+    async def read_state(self, name: str) -> tuple[KeyState, int]:
+        """The key's state and the state secret's version for check-and-set (0: none yet)."""
+        ...
+
+    async def write_state(self, name: str, state: KeyState, cas: int) -> int:
+        """Record ``state`` if nobody wrote since version ``cas``. Raises CasConflict."""
+        ...
+
+
+class Verifier(Protocol):
+    async def verify(self, api_key: str) -> Verification:
+        """Ask Mistral about the key. Never raises for what Mistral or the network does."""
+        ...
+
+
+class Sink(Protocol):
+    @property
+    def id(self) -> str:
+        """A stable, secret-free description, e.g. ``file:/run/mistral/api-key``."""
+        ...
+
+    async def deliver(self, delivery: Delivery) -> None:
+        """Hand the key to the integration (and reload it). Raises SinkError."""
+        ...
+
+    async def holds(self, delivery: Delivery) -> bool | None:
+        """Whether the sink already has this key; None when it cannot tell (HTTP)."""
+        ...

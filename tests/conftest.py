@@ -1,0 +1,6 @@
+"""Shared fixtures live in tests/fixtures/, one module per real server or stand-in."""
+
+pytest_plugins = [
+    "tests.fixtures.openbao",
+    "tests.fixtures.mistral",
+]
