@@ -1,0 +1,349 @@
+"""Rotation: verify a version, deliver it to every sink or to none, record it with CAS.
+
+Plain code over the ports (``SecretStore``, ``Verifier``, ``Sink``): the unit tests run it
+against in-memory fakes, the integration tests against OpenBao and the Mistral stand-in.
+
+The state in Vault is the commit point. A rotation first takes a *lease* (``pending_*``
+fields written with check-and-set), so that of two instances only one delivers; it then
+delivers to the sinks in order, puts the previous key back where it already landed if one
+sink keeps failing, and finally records the new active version. A crash between the lease
+and the record leaves a lease that expires; :meth:`Rotator.converge` then makes every sink
+hold the recorded active version again, and the next poll rotates forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Literal
+
+from rotator.config import Settings
+from rotator.domain import SecretVersion, Status
+from rotator.errors import BadSecret, CasConflict, SecretNotFound, SinkError
+from rotator.expiry import compute_expiry
+from rotator.logs import get_logger
+from rotator.metrics import Metrics
+from rotator.ports import Delivery, KeyState, SecretStore, Sink, Verifier
+
+log = get_logger(__name__)
+
+Outcome = Literal["rotated", "rolled_back", "noop", "rejected", "failed", "postponed"]
+
+
+@dataclass(frozen=True)
+class ManagedKey:
+    name: str
+    vault_path: str
+    sinks: Sequence[Sink] = ()
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    result: Outcome
+    active_version: int | None
+    reason: str = ""
+    version: int | None = None
+    """The version that was considered."""
+    status: Status | None = None
+    """Mistral's verdict on that version, when it was asked."""
+    secret: SecretVersion | None = field(default=None, repr=False)
+    """The newly active version, so the caller need not read it again."""
+    retry_after_s: float | None = None
+
+
+def leased_by_other(state: KeyState, owner: str, now: datetime) -> bool:
+    return (
+        state.pending_version is not None
+        and state.pending_owner != owner
+        and state.pending_until is not None
+        and state.pending_until > now
+    )
+
+
+def choose_target(
+    state: KeyState, latest: int | None, *, explicit: int | None, force: bool
+) -> tuple[int | None, str]:
+    """Which version to promote, or None and why not. Pure: the whole policy is here."""
+    target = explicit if explicit is not None else latest
+    if target is None:
+        return None, "no live version in Vault"
+    if target == state.active_version and not force:
+        return None, f"version {target} is already active"
+    if explicit is None and not force:
+        if state.active_version is not None and target < state.active_version:
+            return None, f"version {target} is older than the active {state.active_version}"
+        if target == state.rejected_version:
+            return None, f"version {target} was rejected; stage a new key or force it"
+    return target, ""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Rotator:
+    def __init__(
+        self,
+        *,
+        store: SecretStore,
+        verifier: Verifier,
+        settings: Settings,
+        metrics: Metrics,
+        owner: str,
+        clock: Callable[[], datetime] = _now,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.store = store
+        self.verifier = verifier
+        self.settings = settings
+        self.metrics = metrics
+        self.owner = owner
+        self.clock = clock
+        self.sleep = sleep
+
+    # --- entry points ------------------------------------------------------------------
+
+    async def rotate(
+        self, key: ManagedKey, *, version: int | None = None, force: bool = False
+    ) -> RotationResult:
+        """Promote the newest version (or ``version``); ``force`` re-delivers the active one."""
+        state, cas = await self.store.read_state(key.name)
+        if leased_by_other(state, self.owner, self.clock()):
+            return RotationResult("noop", state.active_version, "another instance is rotating")
+        latest = None if version is not None else await self.store.latest_version(key.vault_path)
+        target, why = choose_target(state, latest, explicit=version, force=force)
+        if target is None:
+            return RotationResult("noop", state.active_version, why, version=latest)
+        if target == state.active_version:
+            return await self._redeliver(key, state, cas)
+        return await self._promote(key, state, cas, target, "rotated")
+
+    async def rollback(self, key: ManagedKey) -> RotationResult:
+        """Go back to the previous version, only if it still verifies."""
+        state, cas = await self.store.read_state(key.name)
+        if leased_by_other(state, self.owner, self.clock()):
+            return RotationResult("noop", state.active_version, "another instance is rotating")
+        if state.previous_version is None:
+            return RotationResult("failed", state.active_version, "no previous version recorded")
+        return await self._promote(key, state, cas, state.previous_version, "rolled_back")
+
+    async def converge(self, key: ManagedKey) -> RotationResult:
+        """After a start or a crash: clear a dead lease, give sinks that lack it the active key."""
+        state, cas = await self.store.read_state(key.name)
+        now = self.clock()
+        if leased_by_other(state, self.owner, now):
+            return RotationResult("noop", state.active_version, "another instance is rotating")
+        if state.pending_version is not None:
+            log.warning(
+                "key.lease_cleared", key=key.name, version=state.pending_version,
+                owner=state.pending_owner,
+            )
+            state = replace(state, pending_version=None, pending_owner=None, pending_until=None)
+            cas = await self.store.write_state(key.name, state, cas)
+        if state.active_version is None or not key.sinks:
+            return RotationResult("noop", state.active_version, "nothing to converge")
+        secret = await self.store.read_secret(key.vault_path, state.active_version)
+        delivery = self._delivery(key, secret)
+        missing = [s for s in key.sinks if await s.holds(delivery) is False]
+        if not missing:
+            return RotationResult("noop", state.active_version, "every sink holds the active key")
+        log.info("key.converging", key=key.name, version=state.active_version,
+                 sinks=[s.id for s in missing])
+        return await self._redeliver(key, state, cas, only=missing, secret=secret)
+
+    # --- the procedure -------------------------------------------------------------------
+
+    async def _promote(
+        self, key: ManagedKey, state: KeyState, cas: int, target: int, outcome: Outcome
+    ) -> RotationResult:
+        try:
+            candidate = await self.store.read_secret(key.vault_path, target)
+            expiry = compute_expiry(
+                candidate.expires_at, candidate.created_at, self.settings.expiry, key.vault_path
+            )
+        except SecretNotFound:
+            return RotationResult(
+                "noop", state.active_version, f"version {target} no longer exists", target
+            )
+        except BadSecret as exc:
+            log.error("key.bad_secret", key=key.name, version=target, field=exc.field,
+                      reason=exc.reason)
+            return await self._reject(key, state, cas, target, f"bad secret: {exc.field} {exc.reason}")
+        if expiry.at <= self.clock():
+            return await self._reject(key, state, cas, target, f"expired at {expiry.at.isoformat()}")
+
+        verdict = await self.verifier.verify(candidate.api_key)
+        if verdict.status.is_transient:
+            log.info("key.rotation_postponed", key=key.name, version=target,
+                     status=verdict.status.value, fingerprint=candidate.fingerprint)
+            return RotationResult(
+                "postponed", state.active_version, f"Mistral answered {verdict.status.value}",
+                target, verdict.status, retry_after_s=verdict.retry_after_s,
+            )
+        if verdict.status.rejects:
+            return await self._reject(
+                key, state, cas, target, verdict.status.value, verdict.status, candidate
+            )
+
+        leased = await self._take_lease(key, state, cas, target)
+        if leased is None:
+            return RotationResult("noop", state.active_version, "another instance acted first")
+        cas = leased
+        previous = await self._read_quietly(key, state.active_version)
+        failure = await self._deliver_all(key, self._delivery(key, candidate, expiry.at), previous)
+        if failure:
+            return await self._record_failure(key, state, cas, target, failure)
+        now = self.clock()
+        final = KeyState(
+            active_version=target,
+            previous_version=state.active_version,
+            activated_at=now,
+            last_result=outcome,
+            # After a rollback the version we left must not come straight back on the next poll.
+            rejected_version=state.active_version if outcome == "rolled_back" else None,
+        )
+        await self._write_final(key, final, cas)
+        self.metrics.rotations.labels(key=key.name, result=outcome).inc()
+        self.metrics.last_rotation.labels(key=key.name).set(now.timestamp())
+        self.metrics.active_version.labels(key=key.name).set(target)
+        log.info(
+            "key.rotated" if outcome == "rotated" else "key.rolled_back",
+            key=key.name, version=target, previous_version=state.active_version,
+            fingerprint=candidate.fingerprint, sinks=len(key.sinks),
+        )
+        return RotationResult(outcome, target, "", target, Status.VALID, candidate)
+
+    async def _reject(
+        self,
+        key: ManagedKey,
+        state: KeyState,
+        cas: int,
+        target: int,
+        reason: str,
+        status: Status | None = None,
+        candidate: SecretVersion | None = None,
+    ) -> RotationResult:
+        log.warning(
+            "key.rotation_rejected", key=key.name, version=target, reason=reason,
+            fingerprint=candidate.fingerprint if candidate else None,
+        )
+        self.metrics.rotations.labels(key=key.name, result="rejected").inc()
+        try:
+            await self.store.write_state(
+                key.name,
+                replace(state, rejected_version=target, last_result=f"rejected: {reason}"),
+                cas,
+            )
+        except CasConflict:
+            pass  # someone else recorded something newer; our verdict still stands for us
+        return RotationResult("rejected", state.active_version, reason, target, status)
+
+    async def _take_lease(
+        self, key: ManagedKey, state: KeyState, cas: int, target: int
+    ) -> int | None:
+        until = self.clock() + self.settings.rotation.lease
+        lease = replace(
+            state, pending_version=target, pending_owner=self.owner, pending_until=until
+        )
+        try:
+            return await self.store.write_state(key.name, lease, cas)
+        except CasConflict:
+            log.info("key.rotation_yielded", key=key.name, version=target)
+            return None
+
+    async def _deliver_all(
+        self, key: ManagedKey, delivery: Delivery, previous: SecretVersion | None,
+        sinks: Sequence[Sink] | None = None,
+    ) -> str:
+        """Deliver to every sink, or put ``previous`` back on those that took it; '' = ok."""
+        taken: list[Sink] = []
+        for sink in key.sinks if sinks is None else sinks:
+            error = await self._deliver_retrying(sink, delivery)
+            if error:
+                # The failing sink may have half-taken it (an HTTP peer that timed out).
+                taken.append(sink)
+                if previous is not None:
+                    back = self._delivery(key, previous)
+                    for s in taken:
+                        if await self._deliver_retrying(s, back):
+                            log.error("sink.restore_failed", key=key.name, sink=s.id,
+                                      version=previous.version)
+                return f"{sink.id}: {error}"
+            taken.append(sink)
+        return ""
+
+    async def _deliver_retrying(self, sink: Sink, delivery: Delivery) -> str:
+        wait = self.settings.rotation.retry_backoff.total_seconds()
+        error = ""
+        for attempt in range(self.settings.rotation.sink_attempts):
+            if attempt:
+                await self.sleep(wait)
+                wait *= 2
+            try:
+                await sink.deliver(delivery)
+                return ""
+            except SinkError as exc:
+                error = str(exc)
+        return error or "failed"
+
+    async def _record_failure(
+        self, key: ManagedKey, state: KeyState, cas: int, target: int, failure: str
+    ) -> RotationResult:
+        self.metrics.rotations.labels(key=key.name, result="failed").inc()
+        log.error("key.rotation_failed", key=key.name, version=target, reason=failure,
+                  active_version=state.active_version)
+        await self._write_final(key, replace(state, last_result=f"failed: {failure}"), cas)
+        return RotationResult("failed", state.active_version, failure, target, Status.VALID)
+
+    async def _redeliver(
+        self, key: ManagedKey, state: KeyState, cas: int,
+        only: Sequence[Sink] | None = None, secret: SecretVersion | None = None,
+    ) -> RotationResult:
+        active = state.active_version
+        assert active is not None
+        leased = await self._take_lease(key, state, cas, active)
+        if leased is None:
+            return RotationResult("noop", active, "another instance acted first")
+        secret = secret or await self.store.read_secret(key.vault_path, active)
+        sinks = key.sinks if only is None else only
+        failure = await self._deliver_all(key, self._delivery(key, secret), None, sinks)
+        await self._write_final(key, state, leased)
+        if failure:
+            return RotationResult("failed", active, failure, active)
+        log.info("key.redelivered", key=key.name, version=active, sinks=[s.id for s in sinks],
+                 fingerprint=secret.fingerprint)
+        return RotationResult(
+            "noop", active, f"re-delivered version {active} to {len(sinks)} sink(s)", active,
+            secret=secret,
+        )
+
+    async def _write_final(self, key: ManagedKey, state: KeyState, cas: int) -> None:
+        cleared = replace(state, pending_version=None, pending_owner=None, pending_until=None)
+        try:
+            await self.store.write_state(key.name, cleared, cas)
+        except CasConflict:
+            # Only if our lease ran out mid-delivery; converge() sets the sinks right.
+            log.error("key.state_conflict", key=key.name, version=state.active_version)
+
+    async def _read_quietly(self, key: ManagedKey, version: int | None) -> SecretVersion | None:
+        if version is None:
+            return None
+        try:
+            return await self.store.read_secret(key.vault_path, version)
+        except (SecretNotFound, BadSecret):
+            log.warning("key.previous_unreadable", key=key.name, version=version)
+            return None
+
+    def _delivery(
+        self, key: ManagedKey, secret: SecretVersion, expires_at: datetime | None = None
+    ) -> Delivery:
+        if expires_at is None:
+            try:
+                expires_at = compute_expiry(
+                    secret.expires_at, secret.created_at, self.settings.expiry
+                ).at
+            except BadSecret:
+                expires_at = None
+        return Delivery(key.name, secret.version, secret.api_key, expires_at)
