@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.openbao",
     "tests.fixtures.mistral",
+    "tests.fixtures.receiver",
 ]
