@@ -181,7 +181,7 @@ Listen = Annotated[str, BeforeValidator(_listen)]
 
 
 class ServerSettings(_Model):
-    metrics_listen: Listen = "0.0.0.0:9102"  # noqa: S104 - Prometheus scrapes from outside
+    metrics_listen: Listen = "0.0.0.0:9102"
     admin_listen: Listen = "127.0.0.1:8080"
     admin_token_file: Path | None = None
     """Without it, ``$ROTATOR_ADMIN_TOKEN``."""
@@ -341,8 +341,11 @@ def _where(loc: tuple[int | str, ...]) -> str:
     out = ""
     for i, part in enumerate(loc):
         # Pydantic puts a tagged union's tag into the location: not a field the user wrote.
-        if i > 0 and isinstance(part, str) and part in ("file", "http", "vault") and (
-            isinstance(loc[i - 1], int)
+        if (
+            i > 0
+            and isinstance(part, str)
+            and part in ("file", "http", "vault")
+            and (isinstance(loc[i - 1], int))
         ):
             continue
         if isinstance(part, str) and (part.startswith(("function-", "tagged-union["))):

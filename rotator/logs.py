@@ -42,7 +42,7 @@ class Redactor:
 REDACTOR = Redactor()
 
 
-def _scrub_rendered(_: Any, __: str, rendered: str | bytes) -> str:
+def _scrub_rendered(_: Any, __: str, rendered: Any) -> Any:
     if isinstance(rendered, bytes):
         rendered = rendered.decode("utf-8", "replace")
     return REDACTOR.scrub(rendered)

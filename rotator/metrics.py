@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from rotator import __version__
@@ -28,7 +30,10 @@ class Metrics:
             registry=r,
         )
         self.valid = Gauge(
-            "mistral_key_valid", "1 when the last definite verification said valid.", ["key"], registry=r
+            "mistral_key_valid",
+            "1 when the last definite verification said valid.",
+            ["key"],
+            registry=r,
         )
         self.status = Gauge(
             "mistral_key_status", "1 for the key's current status.", ["key", "status"], registry=r
@@ -40,7 +45,10 @@ class Metrics:
             registry=r,
         )
         self.active_version = Gauge(
-            "mistral_key_active_version", "Vault version delivered to the sinks.", ["key"], registry=r
+            "mistral_key_active_version",
+            "Vault version delivered to the sinks.",
+            ["key"],
+            registry=r,
         )
         self.latest_version = Gauge(
             "mistral_key_latest_version", "Newest live version in Vault.", ["key"], registry=r
@@ -106,10 +114,8 @@ class Metrics:
             self.previous_still_valid,
             self.secret_error,
         ):
-            try:
+            with contextlib.suppress(KeyError):
                 gauge.remove(key)
-            except KeyError:
-                pass
         for status in Status:
             _remove(self.status, key, status.value)
         for result in ROTATION_RESULTS:
@@ -123,7 +129,5 @@ class Metrics:
 
 
 def _remove(metric: Gauge | Counter, *labels: str) -> None:
-    try:
+    with contextlib.suppress(KeyError):
         metric.remove(*labels)
-    except KeyError:
-        pass

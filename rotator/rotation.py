@@ -14,6 +14,7 @@ hold the recorded active version again, and the next poll rotates forward.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -137,7 +138,9 @@ class Rotator:
             return RotationResult("noop", state.active_version, "another instance is rotating")
         if state.pending_version is not None:
             log.warning(
-                "key.lease_cleared", key=key.name, version=state.pending_version,
+                "key.lease_cleared",
+                key=key.name,
+                version=state.pending_version,
                 owner=state.pending_owner,
             )
             state = replace(state, pending_version=None, pending_owner=None, pending_until=None)
@@ -149,8 +152,12 @@ class Rotator:
         missing = [s for s in key.sinks if await s.holds(delivery) is False]
         if not missing:
             return RotationResult("noop", state.active_version, "every sink holds the active key")
-        log.info("key.converging", key=key.name, version=state.active_version,
-                 sinks=[s.id for s in missing])
+        log.info(
+            "key.converging",
+            key=key.name,
+            version=state.active_version,
+            sinks=[s.id for s in missing],
+        )
         return await self._redeliver(key, state, cas, only=missing, secret=secret)
 
     # --- the procedure -------------------------------------------------------------------
@@ -168,19 +175,33 @@ class Rotator:
                 "noop", state.active_version, f"version {target} no longer exists", target
             )
         except BadSecret as exc:
-            log.error("key.bad_secret", key=key.name, version=target, field=exc.field,
-                      reason=exc.reason)
-            return await self._reject(key, state, cas, target, f"bad secret: {exc.field} {exc.reason}")
+            log.error(
+                "key.bad_secret", key=key.name, version=target, field=exc.field, reason=exc.reason
+            )
+            return await self._reject(
+                key, state, cas, target, f"bad secret: {exc.field} {exc.reason}"
+            )
         if expiry.at <= self.clock():
-            return await self._reject(key, state, cas, target, f"expired at {expiry.at.isoformat()}")
+            return await self._reject(
+                key, state, cas, target, f"expired at {expiry.at.isoformat()}"
+            )
 
         verdict = await self.verifier.verify(candidate.api_key)
         if verdict.status.is_transient:
-            log.info("key.rotation_postponed", key=key.name, version=target,
-                     status=verdict.status.value, fingerprint=candidate.fingerprint)
+            log.info(
+                "key.rotation_postponed",
+                key=key.name,
+                version=target,
+                status=verdict.status.value,
+                fingerprint=candidate.fingerprint,
+            )
             return RotationResult(
-                "postponed", state.active_version, f"Mistral answered {verdict.status.value}",
-                target, verdict.status, retry_after_s=verdict.retry_after_s,
+                "postponed",
+                state.active_version,
+                f"Mistral answered {verdict.status.value}",
+                target,
+                verdict.status,
+                retry_after_s=verdict.retry_after_s,
             )
         if verdict.status.rejects:
             return await self._reject(
@@ -210,8 +231,11 @@ class Rotator:
         self.metrics.active_version.labels(key=key.name).set(target)
         log.info(
             "key.rotated" if outcome == "rotated" else "key.rolled_back",
-            key=key.name, version=target, previous_version=state.active_version,
-            fingerprint=candidate.fingerprint, sinks=len(key.sinks),
+            key=key.name,
+            version=target,
+            previous_version=state.active_version,
+            fingerprint=candidate.fingerprint,
+            sinks=len(key.sinks),
         )
         return RotationResult(outcome, target, "", target, Status.VALID, candidate)
 
@@ -226,18 +250,20 @@ class Rotator:
         candidate: SecretVersion | None = None,
     ) -> RotationResult:
         log.warning(
-            "key.rotation_rejected", key=key.name, version=target, reason=reason,
+            "key.rotation_rejected",
+            key=key.name,
+            version=target,
+            reason=reason,
             fingerprint=candidate.fingerprint if candidate else None,
         )
         self.metrics.rotations.labels(key=key.name, result="rejected").inc()
-        try:
+        # On a conflict someone recorded something newer; our verdict still stands for us.
+        with contextlib.suppress(CasConflict):
             await self.store.write_state(
                 key.name,
                 replace(state, rejected_version=target, last_result=f"rejected: {reason}"),
                 cas,
             )
-        except CasConflict:
-            pass  # someone else recorded something newer; our verdict still stands for us
         return RotationResult("rejected", state.active_version, reason, target, status)
 
     async def _take_lease(
@@ -254,7 +280,10 @@ class Rotator:
             return None
 
     async def _deliver_all(
-        self, key: ManagedKey, delivery: Delivery, previous: SecretVersion | None,
+        self,
+        key: ManagedKey,
+        delivery: Delivery,
+        previous: SecretVersion | None,
         sinks: Sequence[Sink] | None = None,
     ) -> str:
         """Deliver to every sink, or put ``previous`` back on those that took it; '' = ok."""
@@ -268,8 +297,12 @@ class Rotator:
                     back = self._delivery(key, previous)
                     for s in taken:
                         if await self._deliver_retrying(s, back):
-                            log.error("sink.restore_failed", key=key.name, sink=s.id,
-                                      version=previous.version)
+                            log.error(
+                                "sink.restore_failed",
+                                key=key.name,
+                                sink=s.id,
+                                version=previous.version,
+                            )
                 return f"{sink.id}: {error}"
             taken.append(sink)
         return ""
@@ -292,14 +325,23 @@ class Rotator:
         self, key: ManagedKey, state: KeyState, cas: int, target: int, failure: str
     ) -> RotationResult:
         self.metrics.rotations.labels(key=key.name, result="failed").inc()
-        log.error("key.rotation_failed", key=key.name, version=target, reason=failure,
-                  active_version=state.active_version)
+        log.error(
+            "key.rotation_failed",
+            key=key.name,
+            version=target,
+            reason=failure,
+            active_version=state.active_version,
+        )
         await self._write_final(key, replace(state, last_result=f"failed: {failure}"), cas)
         return RotationResult("failed", state.active_version, failure, target, Status.VALID)
 
     async def _redeliver(
-        self, key: ManagedKey, state: KeyState, cas: int,
-        only: Sequence[Sink] | None = None, secret: SecretVersion | None = None,
+        self,
+        key: ManagedKey,
+        state: KeyState,
+        cas: int,
+        only: Sequence[Sink] | None = None,
+        secret: SecretVersion | None = None,
     ) -> RotationResult:
         active = state.active_version
         assert active is not None
@@ -312,10 +354,18 @@ class Rotator:
         await self._write_final(key, state, leased)
         if failure:
             return RotationResult("failed", active, failure, active)
-        log.info("key.redelivered", key=key.name, version=active, sinks=[s.id for s in sinks],
-                 fingerprint=secret.fingerprint)
+        log.info(
+            "key.redelivered",
+            key=key.name,
+            version=active,
+            sinks=[s.id for s in sinks],
+            fingerprint=secret.fingerprint,
+        )
         return RotationResult(
-            "noop", active, f"re-delivered version {active} to {len(sinks)} sink(s)", active,
+            "noop",
+            active,
+            f"re-delivered version {active} to {len(sinks)} sink(s)",
+            active,
             secret=secret,
         )
 

@@ -91,6 +91,7 @@ class _Tracked:
     previous: SecretVersion | None = None
     previous_until: datetime | None = None
     reminded: bool = False
+    started: bool = False
     settled: int | None = None
     """The newest version already decided on (delivered, rejected or left alone)."""
 
@@ -112,10 +113,16 @@ class KeyService:
         self.metrics = metrics
         self.clock = clock
         self.rotator = Rotator(
-            store=store, verifier=verifier, settings=settings, metrics=metrics, owner=owner,
+            store=store,
+            verifier=verifier,
+            settings=settings,
+            metrics=metrics,
+            owner=owner,
             clock=clock,
         )
         self._keys: dict[str, _Tracked] = {}
+        poll_s = settings.schedule.poll_interval.total_seconds()
+        self._vault_backoff = Backoff(min(1.0, poll_s), max(2 * poll_s, 10.0))
 
     # --- the set of keys -----------------------------------------------------------------
 
@@ -153,18 +160,23 @@ class KeyService:
 
     # --- operations (each takes the key's lock; ``wait=False`` refuses when busy) ---------
 
-    async def start(self, name: str) -> None:
-        """First contact: recover from a crash, then the same as a poll."""
-        t = self._get(name)
-        async with t.lock:
-            await self._guard(t, self._start(t))
-
     async def poll(self, name: str) -> RotationResult | None:
+        """Look for a newer version in Vault and rotate to it; the first poll also recovers."""
         t = self._get(name)
-        if t.lock.locked() or not t.backoff.ready():
+        if t.lock.locked() or not t.backoff.ready() or not self._vault_backoff.ready():
             return None
         async with t.lock:
-            return await self._guard(t, self._poll(t))
+            result: RotationResult | None = await self._guard(
+                t, self._poll(t) if t.started else self._start(t)
+            )
+            return result
+
+    async def inspect(self, name: str) -> KeyView:
+        """Read Vault and verify, delivering nothing: ``rotator check``."""
+        t = self._get(name)
+        async with t.lock:
+            await self._guard(t, self._inspect(t))
+        return t.view
 
     async def verify(self, name: str, *, wait: bool = True) -> KeyView:
         t = self._get(name)
@@ -199,9 +211,13 @@ class KeyService:
     async def _guard(self, t: _Tracked, work: Any) -> Any:
         """One key's trouble is reported on that key and goes no further."""
         try:
-            return await work
+            result = await work
+            self._vault_backoff.succeeded()
+            return result
         except VaultError as exc:
-            # The metric and log are the adapter's; keep the last known state.
+            # The metric and log are the adapter's; keep the last known state, and let the
+            # other keys wait instead of all asking a Vault that is down.
+            self._vault_backoff.failed()
             t.view = replace(t.view, problem=f"vault: {exc}")
         except (SecretNotFound, BadSecret) as exc:
             self._secret_problem(t, exc)
@@ -213,6 +229,12 @@ class KeyService:
     async def _start(self, t: _Tracked) -> None:
         await self.rotator.converge(t.key)
         await self._poll(t)
+        t.started = True
+        await self._verify(t)
+
+    async def _inspect(self, t: _Tracked) -> None:
+        latest = await self.store.latest_version(t.key.vault_path)
+        t.view = replace(t.view, latest_version=latest)
         await self._verify(t)
 
     async def _poll(self, t: _Tracked) -> RotationResult | None:
@@ -272,7 +294,9 @@ class KeyService:
         )
         if expiry.beyond_max:
             log.warning(
-                "key.expiry_beyond_max", key=t.key.name, version=secret.version,
+                "key.expiry_beyond_max",
+                key=t.key.name,
+                version=secret.version,
                 expires_at=expiry.at.isoformat(),
                 max_lifetime_days=self.settings.expiry.max_lifetime_days,
             )
@@ -299,8 +323,11 @@ class KeyService:
         now_band = band(t.expiry, self.clock(), self.settings.expiry)
         if now_band > Band.OK and (t.band is None or now_band > t.band):
             log.warning(
-                "key.expiry_threshold", key=t.key.name, threshold=now_band.name.lower(),
-                expires_at=t.expiry.at.isoformat(), assumed=t.expiry.assumed,
+                "key.expiry_threshold",
+                key=t.key.name,
+                threshold=now_band.name.lower(),
+                expires_at=t.expiry.at.isoformat(),
+                assumed=t.expiry.assumed,
                 days_left=round(t.expiry.days_left(self.clock()), 1),
                 version=t.active.version if t.active else None,
             )
@@ -314,8 +341,12 @@ class KeyService:
         started = time.monotonic()
         verdict = await self.verifier.verify(t.active.api_key)
         log.info(
-            "key.verified", key=t.key.name, version=t.active.version, status=verdict.status.value,
-            http_status=verdict.http_status, fingerprint=t.active.fingerprint,
+            "key.verified",
+            key=t.key.name,
+            version=t.active.version,
+            status=verdict.status.value,
+            http_status=verdict.http_status,
+            fingerprint=t.active.fingerprint,
             duration_ms=round((time.monotonic() - started) * 1000),
             detail=verdict.detail or None,
         )
@@ -346,7 +377,9 @@ class KeyService:
         if live and not t.reminded:
             t.reminded = True
             log.warning(
-                "key.previous_still_valid", key=t.key.name, version=t.previous.version,
+                "key.previous_still_valid",
+                key=t.key.name,
+                version=t.previous.version,
                 fingerprint=t.previous.fingerprint,
                 action="delete this key in Mistral's console",
             )
@@ -356,8 +389,9 @@ class KeyService:
     def _secret_problem(self, t: _Tracked, exc: SecretNotFound | BadSecret) -> None:
         self.metrics.secret_error.labels(key=t.key.name).set(1)
         if isinstance(exc, BadSecret):
-            log.error("key.bad_secret", key=t.key.name, path=exc.path, field=exc.field,
-                      reason=exc.reason)
+            log.error(
+                "key.bad_secret", key=t.key.name, path=exc.path, field=exc.field, reason=exc.reason
+            )
         else:
             log.error("key.secret_missing", key=t.key.name, path=t.key.vault_path)
         t.view = replace(t.view, problem=str(exc))

