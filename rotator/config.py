@@ -47,7 +47,7 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 def _env(name: str, default: str | None = None) -> Any:

@@ -1,0 +1,3 @@
+from rotator.cli import main
+
+main()
