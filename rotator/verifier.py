@@ -37,6 +37,8 @@ MAX_BODY_BYTES = 1 << 20
 """A model list is tens of kilobytes; anything far larger is not Mistral."""
 DETAIL_CHARS = 200
 _USER_AGENT = f"mistral-key-rotator/{__version__}"
+MAX_PAUSE_S = 900.0
+"""A Retry-After of a day (a confused proxy) must not silence verification for a day."""
 _BY_CODE = {
     401: Status.INVALID,
     402: Status.BILLING_BLOCKED,
@@ -186,7 +188,7 @@ class MistralVerifier:
             limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
             headers={
                 "Accept": "application/json",
-                "User-Agent": f"mistral-key-rotator/{__version__}",
+                "User-Agent": _USER_AGENT,
             },
         )
 
@@ -266,7 +268,8 @@ class MistralVerifier:
         wait = outcome.retry_after_s
         if wait is None:
             wait = self._backoff_delay(attempt)
-        self._paused_until = max(self._paused_until, time.monotonic() + wait)
+        until = time.monotonic() + min(wait, MAX_PAUSE_S)
+        self._paused_until = max(self._paused_until, until)
 
     async def _send(self, api_key: str) -> Verification:
         headers = {"Authorization": f"Bearer {api_key}"}

@@ -197,6 +197,17 @@ async def test_long_retry_after_is_reported_not_slept(
     assert (mistral.count(key), mistral.count(other)) == (1, 0)
 
 
+async def test_an_absurd_retry_after_pauses_at_most_fifteen_minutes(
+    mistral: MistralStandIn, make_verifier: MakeVerifier
+) -> None:
+    verifier = make_verifier(settings(mistral.url))
+    first = await verifier.verify(keyed(mistral, "rate-limited:86400"))
+    assert first.retry_after_s == pytest.approx(86400, abs=1)  # what Mistral said
+    paused = await verifier.verify(keyed(mistral, "valid"))
+    assert paused.status is Status.RATE_LIMITED
+    assert paused.retry_after_s is not None and 890 < paused.retry_after_s <= 900
+
+
 async def test_a_429_pauses_every_key(mistral: MistralStandIn, make_verifier: MakeVerifier) -> None:
     limited = keyed(mistral, "seq:rate-limited:1,valid")
     other = keyed(mistral, "valid")
