@@ -1,4 +1,5 @@
-"""``rotator``: the daemon, the one-shot check, staging a key, config validation, the demo."""
+"""``rotator``: the daemon, the one-shot check, staging a key, config validation, the demo,
+and the admin-API clients (status, rotate, verify, rollback)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,11 @@ def run(
     logs.configure(log_format, log_level.upper())
     from rotator.daemon import run as run_daemon
 
-    asyncio.run(run_daemon(settings))
+    try:
+        asyncio.run(run_daemon(settings))
+    except ConfigError as exc:  # the admin API cannot start: no token, port taken
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_USAGE)
 
 
 @cli.command()
@@ -68,7 +73,7 @@ def run(
 def check(config_file: Path | None, as_json: bool, names: tuple[str, ...]) -> None:
     """One pass: read Vault, verify every key (or NAMES), print a table. Delivers nothing."""
     settings = _load(config_file)
-    logs.configure("json" if as_json else None, "WARNING")
+    logs.configure("json" if as_json else None, "WARNING", sys.stderr)
     unknown = set(names) - {k.name for k in settings.keys}
     if unknown:
         click.echo(f"unknown key(s): {', '.join(sorted(unknown))}", err=True)
@@ -123,7 +128,7 @@ def stage(
 ) -> None:
     """Read a new key from stdin or a hidden prompt, verify it, store it as a new version."""
     settings = _load(config_file)
-    logs.configure(None, "WARNING")
+    logs.configure(None, "WARNING", sys.stderr)
     key = next((k for k in settings.keys if k.name == name), None)
     if key is None:
         click.echo(f"unknown key: {name}", err=True)
@@ -170,6 +175,139 @@ def demo(metrics_port: int, admin_port: int) -> None:
     from rotator.demo.run import run_demo
 
     sys.exit(run_demo(metrics_port=metrics_port, admin_port=admin_port))
+
+
+# --- clients of the running daemon's admin API ----------------------------------------------
+
+
+def admin_options(command: Any) -> Any:
+    command = click.option(
+        "--token-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="File holding the admin token (default: $ROTATOR_ADMIN_TOKEN).",
+    )(command)
+    command = click.option(
+        "--url",
+        envvar="ROTATOR_URL",
+        default="http://127.0.0.1:8080",
+        show_default=True,
+        help="The daemon's admin API (default $ROTATOR_URL).",
+    )(command)
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(command)
+
+
+def _client(url: str, token_file: Path | None) -> Any:
+    from rotator.client import AdminClient, read_token
+
+    return AdminClient(url, read_token(token_file))
+
+
+def _talk(work: Any) -> Any:
+    """Run ``work``; a DaemonError becomes its message on stderr and its exit status."""
+    from rotator.client import DaemonError
+
+    try:
+        return work()
+    except DaemonError as exc:
+        click.echo(f"rotator: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+@cli.command()
+@admin_options
+def status(url: str, token_file: Path | None, as_json: bool) -> None:
+    """The daemon's view of every key: status, expiry, days left, what to do next."""
+    from rotator.table import healthy, render
+
+    listing = _talk(lambda: _client(url, token_file).keys())
+    rows = listing["keys"]
+    critical = listing["critical_days"]
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+    else:
+        click.echo(
+            render(
+                rows,
+                critical_days=critical,
+                warn_days=listing["warn_days"],
+                colour=sys.stdout.isatty(),
+            )
+        )
+    sys.exit(EXIT_OK if healthy(rows, critical) else EXIT_PROBLEM)
+
+
+def _operate(
+    url: str, token_file: Path | None, name: str, action: str, body: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The operation's answer, or None (after saying so) when it outlived the daemon's wait."""
+    code, answer = _talk(lambda: _client(url, token_file).operate(name, action, body))
+    if code == 202:
+        click.echo(f"rotator: {answer.get('detail')}; follow it with `rotator status`", err=True)
+        return None
+    result: dict[str, Any] = answer
+    return result
+
+
+def _report(name: str, answer: dict[str, Any] | None, as_json: bool, ok: frozenset[str]) -> None:
+    from rotator.client import describe
+
+    if answer is None:
+        sys.exit(EXIT_PROBLEM)
+    click.echo(json.dumps(answer, indent=2) if as_json else describe(name, answer))
+    sys.exit(EXIT_OK if answer.get("result") in ok else EXIT_PROBLEM)
+
+
+@cli.command()
+@admin_options
+@click.option(
+    "--version",
+    "version",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Promote this Vault version (default: the newest).",
+)
+@click.option("--force", is_flag=True, help="Re-deliver the active version to every sink.")
+@click.argument("name")
+def rotate(
+    url: str,
+    token_file: Path | None,
+    as_json: bool,
+    version: int | None,
+    force: bool,
+    name: str,
+) -> None:
+    """Ask the daemon to rotate NAME now (exit 0 rotated or nothing to do, 1 otherwise)."""
+    from rotator.client import ROTATE_OK
+
+    answer = _operate(url, token_file, name, "rotate", {"version": version, "force": force})
+    _report(name, answer, as_json, ROTATE_OK)
+
+
+@cli.command()
+@admin_options
+@click.argument("name")
+def rollback(url: str, token_file: Path | None, as_json: bool, name: str) -> None:
+    """Ask the daemon to go back to the previous version, if it still verifies."""
+    answer = _operate(url, token_file, name, "rollback")
+    _report(name, answer, as_json, frozenset({"rolled_back"}))
+
+
+@cli.command()
+@admin_options
+@click.argument("name")
+def verify(url: str, token_file: Path | None, as_json: bool, name: str) -> None:
+    """Ask the daemon to verify NAME against Mistral now (exit 0 valid, 1 otherwise)."""
+    from rotator.table import render
+
+    answer = _operate(url, token_file, name, "verify")
+    if answer is None:
+        sys.exit(EXIT_PROBLEM)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+    else:
+        click.echo(render([answer], critical_days=0, warn_days=0, colour=sys.stdout.isatty()))
+    sys.exit(EXIT_OK if answer.get("status") == "valid" else EXIT_PROBLEM)
 
 
 def main() -> None:

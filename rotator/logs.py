@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 import threading
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import structlog
 
@@ -48,14 +48,21 @@ def _scrub_rendered(_: Any, __: str, rendered: Any) -> Any:
     return REDACTOR.scrub(rendered)
 
 
-def configure(fmt: Literal["json", "console"] | None = None, level: str = "INFO") -> None:
-    """Set up structlog and route stdlib logging through the same renderer and scrubber."""
+def configure(
+    fmt: Literal["json", "console"] | None = None, level: str = "INFO", stream: TextIO | None = None
+) -> None:
+    """Set up structlog and route stdlib logging through the same renderer and scrubber.
+
+    The daemon logs to stdout (containers); one-shot commands pass stderr so that their
+    output (``--json``) stays clean.
+    """
+    stream = stream or sys.stdout
     if fmt is None:
-        fmt = "console" if sys.stdout.isatty() else "json"
+        fmt = "console" if stream.isatty() else "json"
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -82,7 +89,7 @@ def configure(fmt: Literal["json", "console"] | None = None, level: str = "INFO"
             _scrub_rendered,
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

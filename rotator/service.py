@@ -233,16 +233,19 @@ class KeyService:
         await self._verify(t)
 
     async def _inspect(self, t: _Tracked) -> None:
-        latest = await self.store.latest_version(t.key.vault_path)
-        t.view = replace(t.view, latest_version=latest)
+        await self._latest(t)
         await self._verify(t)
 
-    async def _poll(self, t: _Tracked) -> RotationResult | None:
+    async def _latest(self, t: _Tracked) -> int:
         latest = await self.store.latest_version(t.key.vault_path)
         if latest is None:
-            raise SecretNotFound(f"{t.key.vault_path}: no live version")
+            raise SecretNotFound(f"{t.key.vault_path}: no live version in Vault")
         self.metrics.latest_version.labels(key=t.key.name).set(latest)
         t.view = replace(t.view, latest_version=latest)
+        return latest
+
+    async def _poll(self, t: _Tracked) -> RotationResult | None:
+        latest = await self._latest(t)
         if latest == t.settled:
             return None  # the cheap, usual case: one metadata read and nothing to do
         result = await self.rotator.rotate(t.key)

@@ -28,8 +28,13 @@ def world() -> tuple[FakeStore, FakeVerifier, list[FakeSink], Rotator, Metrics]:
     settings = parse_settings({"keys": [{"name": "k", "vault_path": PATH}]})
     metrics = Metrics()
     rotator = Rotator(
-        store=store, verifier=verifier, settings=settings, metrics=metrics, owner="me",
-        clock=lambda: CREATED + timedelta(days=10), sleep=_no_sleep,
+        store=store,
+        verifier=verifier,
+        settings=settings,
+        metrics=metrics,
+        owner="me",
+        clock=lambda: CREATED + timedelta(days=10),
+        sleep=_no_sleep,
     )
     return store, verifier, sinks, rotator, metrics
 
@@ -41,8 +46,9 @@ def _count(metrics: Metrics, result: str) -> float:
     return value or 0.0
 
 
-async def _activate_old(store: FakeStore, verifier: FakeVerifier, rotator: Rotator,
-                        key: ManagedKey) -> None:
+async def _activate_old(
+    store: FakeStore, verifier: FakeVerifier, rotator: Rotator, key: ManagedKey
+) -> None:
     store.put(PATH, OLD)
     verifier.set(OLD, Status.VALID)
     assert (await rotator.rotate(key)).result == "rotated"
@@ -73,8 +79,9 @@ async def test_valid_new_version_reaches_every_sink_and_is_recorded(world) -> No
     assert _count(metrics, "rotated") == 2
 
 
-@pytest.mark.parametrize("verdict", [Status.INVALID, Status.BILLING_BLOCKED,
-                                     Status.MODEL_UNAVAILABLE, Status.FORBIDDEN])
+@pytest.mark.parametrize(
+    "verdict", [Status.INVALID, Status.BILLING_BLOCKED, Status.MODEL_UNAVAILABLE, Status.FORBIDDEN]
+)
 async def test_bad_candidate_is_never_delivered_and_not_retried(world, verdict) -> None:  # type: ignore[no-untyped-def]
     store, verifier, sinks, rotator, metrics = world
     key = ManagedKey("k", PATH, sinks)
@@ -135,8 +142,10 @@ async def test_second_instance_yields_to_a_live_lease(world) -> None:  # type: i
     store.put(PATH, NEW)
     state, cas = store.states["k"]
     until = CREATED + timedelta(days=10, seconds=30)
-    store.states["k"] = (KeyState(1, pending_version=2, pending_owner="other",
-                                  pending_until=until), cas)
+    store.states["k"] = (
+        KeyState(1, pending_version=2, pending_owner="other", pending_until=until),
+        cas,
+    )
     assert (await rotator.rotate(key)).reason == "another instance is rotating"
     assert [s.held for s in sinks] == [OLD, OLD]
 
@@ -151,8 +160,10 @@ async def test_converge_after_crash_restores_recorded_version(world) -> None:  #
     sinks[0].held = NEW
     _, cas = store.states["k"]
     expired = CREATED + timedelta(days=9)
-    store.states["k"] = (KeyState(1, pending_version=2, pending_owner="dead",
-                                  pending_until=expired), cas)
+    store.states["k"] = (
+        KeyState(1, pending_version=2, pending_owner="dead", pending_until=expired),
+        cas,
+    )
     sinks.append(FakeSink("fresh"))  # a fresh container whose file is empty
     await rotator.converge(key)
     assert [s.held for s in sinks] == [OLD, OLD, OLD]
