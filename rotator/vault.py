@@ -35,7 +35,9 @@ T = TypeVar("T")
 
 _UNAVAILABLE: dict[type[BaseException], str] = {
     requests.exceptions.Timeout: "timed out",
-    requests.exceptions.ConnectionError: "cannot connect",
+    requests.exceptions.SSLError: "TLS handshake or certificate check failed",
+    requests.exceptions.ConnectionError: "unreachable (cannot connect)",
+    requests.exceptions.RequestException: "request failed",
     hvac_exc.VaultDown: "sealed or unavailable (503)",
     hvac_exc.VaultNotInitialized: "not initialized (501)",
     hvac_exc.InternalServerError: "internal error (500)",
@@ -88,12 +90,18 @@ class VaultStore:
             raise SecretNotFound(f"{which} at {self._mount}/{path}: missing, deleted or destroyed")
         return parse_secret(path, answer["data"], answer["metadata"])
 
+    async def current_version(self, path: str) -> int:
+        """The secret's newest version number, deleted or not (0 if none): what check-and-set
+        compares against."""
+        metadata = await self._metadata(self._mount, path)
+        return int(metadata["current_version"]) if metadata else 0
+
     async def write_secret(self, path: str, data: dict[str, str], cas: int | None) -> int:
         return await self._write(self._mount, path, data, cas)
 
     async def list_names(self, prefix: str) -> list[str]:
         """Secret names directly under ``prefix`` (sub-folders skipped); [] if it is absent."""
-        prefix = prefix.strip("/") + "/"
+        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
 
         def call(client: hvac.Client) -> Any:
             return client.secrets.kv.v2.list_secrets(path=prefix, mount_point=self._mount)
@@ -154,10 +162,10 @@ class VaultStore:
 
         try:
             status = await self._call("sys/health", health, authenticated=False)
-            if not status.get("initialized", False):
-                return False, "vault is not initialized"
-            if status.get("sealed", True):
-                return False, "vault is sealed"
+            problem = _health_problem(status)
+            if problem:
+                self._metrics.vault_up.set(0)
+                return False, problem
             await self._call("auth/token/lookup-self", lambda c: c.auth.token.lookup_self())
         except VaultPermissionDenied as exc:
             return False, f"vault authentication failed: {exc}"
@@ -250,6 +258,11 @@ class VaultStore:
             self._metrics.errors.labels(component="vault").inc()
             log.warning("vault.unavailable", path=path, reason=reason)
             raise VaultError(f"vault {reason} on {path}") from None
+        except hvac_exc.VaultError as exc:
+            # Any other answer (401, 405, 412 ...): Vault is up but will not do this.
+            self._answered_with_error()
+            log.warning("vault.refused", path=path, reason=type(exc).__name__)
+            raise VaultError(f"vault refused the request on {path}: {type(exc).__name__}") from None
         self._metrics.vault_up.set(1)
         return result
 
@@ -274,3 +287,11 @@ class VaultStore:
     def _answered_with_error(self) -> None:
         self._metrics.vault_up.set(1)
         self._metrics.errors.labels(component="vault").inc()
+
+
+def _health_problem(status: dict[str, Any]) -> str | None:
+    if not status.get("initialized", False):
+        return "vault is not initialized"
+    if status.get("sealed", True):
+        return "vault is sealed"
+    return None
