@@ -16,6 +16,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import start_http_server
 
 from rotator import __version__
+from rotator.admin_server import AdminServer
 from rotator.config import Settings
 from rotator.logs import get_logger
 from rotator.metrics import Metrics
@@ -42,6 +43,8 @@ class App:
     verifier: MistralVerifier
     service: KeyService
     sinks: list[Sink] = field(default_factory=list)
+    scheduler: Any = None
+    """The running AsyncIOScheduler (for readiness), set by :func:`run`."""
 
     async def aclose(self) -> None:
         for sink in self.sinks:
@@ -102,9 +105,15 @@ async def run(
     *,
     stop: asyncio.Event | None = None,
     extra_tasks: list[Callable[[App, asyncio.Event], Coroutine[Any, Any, None]]] | None = None,
+    admin_api: bool = True,
 ) -> None:
-    """Run until ``stop`` is set or SIGTERM/SIGINT arrives; then stop within STOP_TIMEOUT_S."""
+    """Run until ``stop`` is set or SIGTERM/SIGINT arrives; then stop within STOP_TIMEOUT_S.
+
+    Raises ConfigError before starting anything when the admin API cannot start (no token,
+    port taken); ``admin_api=False`` runs without it.
+    """
     stop = stop or asyncio.Event()
+    admin = AdminServer.open(settings) if admin_api else None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -120,7 +129,10 @@ async def run(
     server, _ = start_metrics_server(app)
     scheduler = build_scheduler(settings, app.service, app.store.maintain_token)
     scheduler.start()
+    app.scheduler = scheduler
     tasks = [asyncio.create_task(t(app, stop)) for t in extra_tasks or []]
+    if admin is not None:
+        tasks.append(asyncio.create_task(admin.serve(app, stop), name="admin-api"))
     try:
         await stop.wait()
     finally:
@@ -134,6 +146,8 @@ async def run(
             await asyncio.wait(pending, timeout=STOP_TIMEOUT_S)
         server.shutdown()
         server.server_close()
+        if admin is not None:
+            admin.close()
         await app.aclose()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.openbao",
     "tests.fixtures.mistral",
     "tests.fixtures.receiver",
+    "tests.fixtures.daemon",
 ]

@@ -1,0 +1,88 @@
+"""What the admin API accepts and answers: precise models, so the OpenAPI document is exact."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rotator.domain import Status
+
+MAX_VERSION = 2**31 - 1
+
+
+class KeyOut(BaseModel):
+    """One managed key as the daemon last saw it. Never the key itself."""
+
+    name: str
+    status: Status = Field(description="Mistral's last verdict on the active version.")
+    active_version: int | None = Field(description="Vault version delivered to the sinks.")
+    latest_version: int | None = Field(description="Newest live version in Vault.")
+    expires_at: datetime | None
+    expiry_assumed: bool | None = Field(
+        description="True when no expiry was recorded and creation + max_lifetime_days is used."
+    )
+    days_left: float | None
+    last_check_at: datetime | None
+    last_rotation_at: datetime | None
+    fingerprint: str | None = Field(
+        description="Last four characters of the active key, as Mistral's console shows them."
+    )
+    problem: str | None = Field(description="Why the key cannot be read or verified, if so.")
+    last_result: str | None = Field(description="Outcome of the last rotation attempt.")
+    previous_still_valid: bool | None = Field(
+        description="True while the replaced key still works: delete it in Mistral's console."
+    )
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+    warn_days: int = Field(description="The daemon's expiry.warn_days.")
+    critical_days: int = Field(description="The daemon's expiry.critical_days.")
+
+
+class RotateRequest(BaseModel):
+    """Optional body of ``POST /api/v1/keys/{name}/rotate``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_VERSION,
+        description="Promote this Vault version (even an older one); default: the newest.",
+    )
+    force: bool = Field(
+        default=False,
+        description="Re-deliver the active version to every sink (for a sink that lost it).",
+    )
+
+
+class RotationOut(BaseModel):
+    result: Literal["rotated", "rolled_back", "noop", "rejected", "failed", "postponed"]
+    active_version: int | None = Field(description="The version active after the operation.")
+    reason: str = Field(description="Why, when nothing was rotated.")
+    version: int | None = Field(description="The version that was considered.")
+    status: Status | None = Field(description="Mistral's verdict on that version, if asked.")
+    fingerprint: str | None = Field(description="Last four characters of the active key.")
+
+
+class Accepted(BaseModel):
+    """The operation outlived the wait; it goes on, and ``location`` shows its outcome."""
+
+    detail: str
+    location: str
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    reason: str
