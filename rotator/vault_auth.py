@@ -112,10 +112,13 @@ class Authenticator:
             self._login()
             return
         granted = int(answer["auth"]["lease_duration"])
-        self._set_lease(_Lease(lease.ttl, lease.renewable, time.monotonic() + granted), granted)
-        log.info("vault.auth_renewed", ttl=granted, max_ttl_reached=granted < lease.ttl)
-        if granted < lease.ttl and not isinstance(self._auth, TokenAuth):
-            # The max TTL caps the token: a fresh login now beats a gap when it runs out.
+        capped = granted < lease.ttl
+        # Capped by its max TTL, renewing again buys nothing: a given token then just runs
+        # out (and its file is read again); a token we log in for is replaced right away.
+        renewed = _Lease(lease.ttl, not capped, time.monotonic() + granted)
+        self._set_lease(renewed, granted)
+        log.info("vault.auth_renewed", ttl=granted, max_ttl_reached=capped)
+        if capped and not isinstance(self._auth, TokenAuth):
             self._login()
 
     def _login(self) -> None:

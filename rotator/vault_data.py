@@ -67,7 +67,7 @@ def parse_secret(path: str, data: object, metadata: dict[str, Any]) -> SecretVer
         value = data.get(name)
         if value is not None and not isinstance(value, str):
             raise BadSecret(path, name, "must be a string")
-        extra[name] = value.strip() or None if value is not None else None
+        extra[name] = (value.strip() or None) if value is not None else None
     return SecretVersion(
         path=path,
         version=int(metadata["version"]),

@@ -243,7 +243,9 @@ async def test_ready_and_vault_up_follow_a_stop_a_restart_and_a_seal(
         assert metric(metrics, "rotator_vault_up") == 1
 
         openbao_raft.stop()
-        with pytest.raises(VaultError, match="cannot connect on secret/metadata/mistral/k"):
+        with pytest.raises(
+            VaultError, match=r"vault unreachable \(cannot connect\) on secret/metadata/mistral/k"
+        ):
             await store.latest_version("mistral/k")
         assert metric(metrics, "rotator_vault_up") == 0
         assert metric(metrics, "rotator_errors_total", component="vault") == 1
@@ -256,6 +258,7 @@ async def test_ready_and_vault_up_follow_a_stop_a_restart_and_a_seal(
 
         openbao_raft.seal()
         assert await store.ready() == (False, "vault is sealed")
+        assert metric(metrics, "rotator_vault_up") == 0
         with pytest.raises(VaultError, match="sealed"):
             await store.read_secret("mistral/k")
         assert metric(metrics, "rotator_vault_up") == 0

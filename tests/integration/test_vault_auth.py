@@ -191,9 +191,50 @@ async def test_token_from_file_is_read_again_after_revocation(
     assert (await store.read_secret(f"{kv_prefix}/k")).api_key == KEY
 
 
-def _child_token(root: Any) -> str:
-    answer = root.auth.token.create(policies=["rotator-shipped"], ttl="1h", no_default_policy=True)
+def _child_token(root: Any, ttl: str = "1h", explicit_max_ttl: str | None = None) -> str:
+    answer = root.auth.token.create(
+        policies=["rotator-shipped"],
+        ttl=ttl,
+        explicit_max_ttl=explicit_max_ttl,
+        no_default_policy=True,
+    )
     return str(answer["auth"]["client_token"])
+
+
+async def test_given_token_is_renewed_to_its_max_then_replaced_from_its_file(
+    openbao: OpenBaoServer,
+    tmp_path: Path,
+    put_key: Callable[..., int],
+    kv_prefix: str,
+    store_for: Callable[..., VaultStore],
+    captured_log: Events,
+) -> None:
+    put_key(f"{kv_prefix}/k", KEY)
+    root = openbao.client()
+    root.sys.create_or_update_policy("rotator-shipped", ROTATOR_POLICY)
+    token_file = write_private(tmp_path / "token", _child_token(root, "3s", "5s"))
+    store = store_for(TokenAuth(token_file=token_file))
+
+    started = time.monotonic()
+    replaced = False
+    while time.monotonic() - started < 7:
+        if not replaced and time.monotonic() - started > 3.5:
+            # What an agent does: a new token in the file before the old one runs out.
+            write_private(token_file, _child_token(root))
+            replaced = True
+        await store.maintain_token()
+        assert (await store.read_secret(f"{kv_prefix}/k")).api_key == KEY
+        await asyncio.sleep(0.25)
+
+    events = captured_log()
+    renewals = named(events, "vault.auth_renewed")
+    assert [r["max_ttl_reached"] for r in renewals][-1] is True
+    assert sum(r["max_ttl_reached"] for r in renewals) == 1, "renewed again past its max TTL"
+    assert [(e["method"], e["ttl"]) for e in named(events, "vault.login")] == [
+        ("token", 3),
+        ("token", 3600),
+    ]
+    assert not named(events, "vault.permission_denied")
 
 
 async def test_root_token_never_expires(
