@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.mistral",
     "tests.fixtures.receiver",
     "tests.fixtures.daemon",
+    "tests.fixtures.prometheus",
 ]
