@@ -149,7 +149,7 @@ class Rotator:
             return RotationResult("noop", state.active_version, "nothing to converge")
         secret = await self.store.read_secret(key.vault_path, state.active_version)
         delivery = self._delivery(key, secret)
-        missing = [s for s in key.sinks if await s.holds(delivery) is False]
+        missing = [s for s in key.sinks if await self._lacks(s, delivery)]
         if not missing:
             return RotationResult("noop", state.active_version, "every sink holds the active key")
         log.info(
@@ -368,6 +368,14 @@ class Rotator:
             active,
             secret=secret,
         )
+
+    async def _lacks(self, sink: Sink, delivery: Delivery) -> bool:
+        try:
+            return await sink.holds(delivery) is False
+        except SinkError as exc:
+            # Cannot tell now; a later force or rotation delivers to it anyway.
+            log.warning("sink.unreadable", key=delivery.key, sink=sink.id, reason=str(exc))
+            return False
 
     async def _write_final(self, key: ManagedKey, state: KeyState, cas: int) -> None:
         cleared = replace(state, pending_version=None, pending_owner=None, pending_until=None)

@@ -212,7 +212,11 @@ class VaultStore:
                 path=path, secret=data, cas=cas, mount_point=mount
             )
 
-        answer = await self._call(f"{mount}/data/{path}", call)
+        try:
+            answer = await self._call(f"{mount}/data/{path}", call)
+        except hvac_exc.InvalidPath:
+            # Writing creates any path, so this means the mount itself is missing.
+            raise VaultError(f"cannot write {mount}/{path}: no KV v2 mount {mount!r}") from None
         return int(answer["data"]["version"])
 
     async def _call(
