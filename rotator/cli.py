@@ -90,6 +90,10 @@ async def _check(settings: Settings, names: list[str]) -> list[dict[str, Any]]:
 
     app = build_app(settings, with_sinks=False)
     try:
+        if settings.discover is not None:
+            from rotator.discovery import Discovery
+
+            await Discovery(app, settings.discover).refresh()
         chosen = names or app.service.names()
         views = await asyncio.gather(*(app.service.inspect(n) for n in chosen))
     finally:

@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from threading import Thread
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -18,13 +18,14 @@ from prometheus_client import start_http_server
 from rotator import __version__
 from rotator.admin_server import AdminServer
 from rotator.config import Settings
+from rotator.discovery import Discovery
 from rotator.logs import get_logger
 from rotator.metrics import Metrics
 from rotator.ports import Sink
 from rotator.rotation import ManagedKey
 from rotator.scheduler import build_scheduler
 from rotator.service import KeyService
-from rotator.sinks import build_sink
+from rotator.sinks import build_sink, close_sinks
 from rotator.vault import VaultStore
 from rotator.verifier import MistralVerifier
 
@@ -42,15 +43,12 @@ class App:
     store: VaultStore
     verifier: MistralVerifier
     service: KeyService
-    sinks: list[Sink] = field(default_factory=list)
+    discovery: Discovery | None = None
     scheduler: Any = None
     """The running AsyncIOScheduler (for readiness), set by :func:`run`."""
 
     async def aclose(self) -> None:
-        for sink in self.sinks:
-            closer = getattr(sink, "aclose", None)
-            if closer is not None:
-                await closer()
+        await close_sinks(s for key in self.service.managed() for s in key.sinks)
         await self.verifier.aclose()
         self.store.close()
 
@@ -84,7 +82,6 @@ def managed_key(
                 metrics=app.metrics,
             )
             sinks.append(sink)
-    app.sinks.extend(sinks)
     return ManagedKey(name, vault_path, tuple(sinks))
 
 
@@ -127,7 +124,12 @@ async def run(
         mistral=settings.mistral.base_url,
     )
     server, _ = start_metrics_server(app)
-    scheduler = build_scheduler(settings, app.service, app.store.maintain_token)
+    refresh = None
+    if settings.discover is not None:
+        app.discovery = Discovery(app, settings.discover)
+        await app.discovery.check_conflicts()
+        refresh = app.discovery.refresh
+    scheduler = build_scheduler(settings, app.service, app.store.maintain_token, refresh)
     scheduler.start()
     app.scheduler = scheduler
     tasks = [asyncio.create_task(t(app, stop)) for t in extra_tasks or []]

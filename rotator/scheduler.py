@@ -12,7 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from rotator.config import Settings
 from rotator.logs import get_logger
-from rotator.service import KeyBusy, KeyService
+from rotator.service import KeyBusy, KeyService, UnknownKey
 
 log = get_logger(__name__)
 
@@ -42,10 +42,15 @@ def build_scheduler(
         for name in names:
             if not scheduler.get_job(f"verify:{name}"):
                 _add_verify_job(scheduler, settings, service, name)
+        for job in scheduler.get_jobs():
+            if job.id.startswith("verify:") and job.id[7:] not in names:
+                job.remove()  # a discovered key that is gone
 
         async def one(name: str) -> None:
             async with limit:
-                await service.poll(name)
+                # UnknownKey: discovery dropped it while we waited for our turn.
+                with contextlib.suppress(UnknownKey):
+                    await service.poll(name)
 
         await asyncio.gather(*(one(n) for n in names))
 
@@ -73,8 +78,8 @@ def _add_verify_job(
     interval = settings.schedule.verify_interval.total_seconds()
 
     async def verify() -> None:
-        # KeyBusy: a rotation is verifying this key right now.
-        with contextlib.suppress(KeyBusy):
+        # KeyBusy: a rotation is verifying this key right now; UnknownKey: it was dropped.
+        with contextlib.suppress(KeyBusy, UnknownKey):
             await service.verify(name, wait=False)
 
     # The first poll already verified the key: spread the next checks over the interval so
@@ -88,8 +93,3 @@ def _add_verify_job(
         next_run_time=first,
         jitter=min(interval / 20, 60.0),
     )
-
-
-def drop_verify_job(scheduler: AsyncIOScheduler, name: str) -> None:
-    if scheduler.get_job(f"verify:{name}"):
-        scheduler.remove_job(f"verify:{name}")

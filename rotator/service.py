@@ -135,10 +135,16 @@ class KeyService:
         self.metrics.add_key(key.name)
         self.metrics.keys_managed.set(len(self._keys))
 
-    def remove(self, name: str) -> None:
-        if self._keys.pop(name, None) is not None:
-            self.metrics.remove_key(name)
-            self.metrics.keys_managed.set(len(self._keys))
+    def remove(self, name: str) -> ManagedKey | None:
+        tracked = self._keys.pop(name, None)
+        if tracked is None:
+            return None
+        self.metrics.remove_key(name)
+        self.metrics.keys_managed.set(len(self._keys))
+        return tracked.key
+
+    def managed(self) -> list[ManagedKey]:
+        return [t.key for t in self._keys.values()]
 
     def names(self) -> list[str]:
         return sorted(self._keys)

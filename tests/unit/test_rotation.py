@@ -140,7 +140,7 @@ async def test_second_instance_yields_to_a_live_lease(world) -> None:  # type: i
     key = ManagedKey("k", PATH, sinks)
     await _activate_old(store, verifier, rotator, key)
     store.put(PATH, NEW)
-    state, cas = store.states["k"]
+    _, cas = store.states["k"]
     until = CREATED + timedelta(days=10, seconds=30)
     store.states["k"] = (
         KeyState(1, pending_version=2, pending_owner="other", pending_until=until),
