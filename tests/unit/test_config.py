@@ -76,8 +76,17 @@ def test_unknown_setting_and_duplicate_names() -> None:
 
 def test_sink_errors_name_the_sink_field() -> None:
     with pytest.raises(ConfigError) as err:
-        parse_settings({"keys": [{"name": "a", "vault_path": "p", "sinks": [
-            {"type": "file", "path": "/x", "mode": "999"}]}]})
+        parse_settings(
+            {
+                "keys": [
+                    {
+                        "name": "a",
+                        "vault_path": "p",
+                        "sinks": [{"type": "file", "path": "/x", "mode": "999"}],
+                    }
+                ]
+            }
+        )
     assert err.value.problems[0].startswith("keys[0].sinks[0].mode:")
 
 
@@ -97,7 +106,9 @@ def test_cli_validate_exits_2_and_lists_every_problem(tmp_path: Path) -> None:
     for command in (["config", "validate"], ["run"]):
         proc = subprocess.run(
             [sys.executable, "-m", "rotator", *command, "--config", str(bad)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert proc.returncode == 2, proc.stderr
         assert "schedule.poll_interval:" in proc.stderr
@@ -107,8 +118,17 @@ def test_cli_validate_exits_2_and_lists_every_problem(tmp_path: Path) -> None:
 
 def test_cli_validate_ok(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "rotator", "config", "validate", "--config",
-         str(ROOT / "config" / "rotator.example.yaml")],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "rotator",
+            "config",
+            "validate",
+            "--config",
+            str(ROOT / "config" / "rotator.example.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0 and "configuration OK" in proc.stdout

@@ -47,8 +47,16 @@ def test_malformed_expiry_names_the_field(bad: str) -> None:
 
 @pytest.mark.parametrize(
     ("days_left", "expected"),
-    [(31, Band.OK), (30.5, Band.OK), (29, Band.WARN), (7.5, Band.WARN), (6, Band.CRITICAL),
-     (0.01, Band.CRITICAL), (0, Band.EXPIRED), (-3, Band.EXPIRED)],
+    [
+        (31, Band.OK),
+        (30.5, Band.OK),
+        (29, Band.WARN),
+        (7.5, Band.WARN),
+        (6, Band.CRITICAL),
+        (0.01, Band.CRITICAL),
+        (0, Band.EXPIRED),
+        (-3, Band.EXPIRED),
+    ],
 )
 def test_bands(days_left: float, expected: Band) -> None:
     now = datetime(2026, 6, 1, tzinfo=UTC)
