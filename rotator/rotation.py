@@ -52,6 +52,12 @@ class RotationResult:
     secret: SecretVersion | None = field(default=None, repr=False)
     """The newly active version, so the caller need not read it again."""
     retry_after_s: float | None = None
+    contended: bool = False
+    """Another instance holds, or just took, the key's lease: nothing was decided here."""
+
+
+def _contended(active: int | None, reason: str) -> RotationResult:
+    return RotationResult("noop", active, reason, contended=True)
 
 
 def leased_by_other(state: KeyState, owner: str, now: datetime) -> bool:
@@ -112,7 +118,7 @@ class Rotator:
         """Promote the newest version (or ``version``); ``force`` re-delivers the active one."""
         state, cas = await self.store.read_state(key.name)
         if leased_by_other(state, self.owner, self.clock()):
-            return RotationResult("noop", state.active_version, "another instance is rotating")
+            return _contended(state.active_version, "another instance is rotating")
         latest = None if version is not None else await self.store.latest_version(key.vault_path)
         target, why = choose_target(state, latest, explicit=version, force=force)
         if target is None:
@@ -125,7 +131,7 @@ class Rotator:
         """Go back to the previous version, only if it still verifies."""
         state, cas = await self.store.read_state(key.name)
         if leased_by_other(state, self.owner, self.clock()):
-            return RotationResult("noop", state.active_version, "another instance is rotating")
+            return _contended(state.active_version, "another instance is rotating")
         if state.previous_version is None:
             return RotationResult("failed", state.active_version, "no previous version recorded")
         return await self._promote(key, state, cas, state.previous_version, "rolled_back")
@@ -135,7 +141,7 @@ class Rotator:
         state, cas = await self.store.read_state(key.name)
         now = self.clock()
         if leased_by_other(state, self.owner, now):
-            return RotationResult("noop", state.active_version, "another instance is rotating")
+            return _contended(state.active_version, "another instance is rotating")
         if state.pending_version is not None:
             log.warning(
                 "key.lease_cleared",
@@ -210,7 +216,7 @@ class Rotator:
 
         leased = await self._take_lease(key, state, cas, target)
         if leased is None:
-            return RotationResult("noop", state.active_version, "another instance acted first")
+            return _contended(state.active_version, "another instance acted first")
         cas = leased
         previous = await self._read_quietly(key, state.active_version)
         failure = await self._deliver_all(key, self._delivery(key, candidate, expiry.at), previous)
@@ -347,7 +353,7 @@ class Rotator:
         assert active is not None
         leased = await self._take_lease(key, state, cas, active)
         if leased is None:
-            return RotationResult("noop", active, "another instance acted first")
+            return _contended(active, "another instance acted first")
         secret = secret or await self.store.read_secret(key.vault_path, active)
         sinks = key.sinks if only is None else only
         failure = await self._deliver_all(key, self._delivery(key, secret), None, sinks)

@@ -233,10 +233,13 @@ class KeyService:
         return None
 
     async def _start(self, t: _Tracked) -> None:
-        await self.rotator.converge(t.key)
+        converged = await self.rotator.converge(t.key)
         await self._poll(t)
-        t.started = True
-        await self._verify(t)
+        # Under another instance's lease (it may be a crashed one) nothing was checked:
+        # converge again on the next poll, once the lease is released or has run out.
+        t.started = not converged.contended
+        if t.view.last_check_at is None:
+            await self._verify(t)
 
     async def _inspect(self, t: _Tracked) -> None:
         await self._latest(t)
@@ -256,7 +259,8 @@ class KeyService:
             return None  # the cheap, usual case: one metadata read and nothing to do
         result = await self.rotator.rotate(t.key)
         await self._after_rotation(t, result)
-        if result.result not in ("postponed", "failed"):
+        # Under another instance's lease, look again: it may never finish (a crash).
+        if result.result not in ("postponed", "failed") and not result.contended:
             t.settled = latest
         return result
 
