@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import httpx
 import yaml
 from pydantic import (
     BaseModel,
@@ -132,7 +133,12 @@ def check_plain_http(url: str, allow_insecure: bool) -> None:
         raise ValueError(f"{url!r} must start with http:// or https://")
     if url.startswith("https://") or allow_insecure:
         return
-    host = re.sub(r"^http://(\[[^\]]+\]|[^:/]+).*$", r"\1", url).strip("[]")
+    # The host as the HTTP client will see it: ``http://127.0.0.1:80@evil.example/`` goes to
+    # evil.example, whatever a hand-written pattern would make of it.
+    try:
+        host = httpx.URL(url).host
+    except httpx.InvalidURL:
+        raise ValueError("not a valid URL") from None
     if host == "localhost":
         return
     try:

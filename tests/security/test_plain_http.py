@@ -1,0 +1,43 @@
+"""Plain ``http://`` only to loopback: the check sees the host the HTTP client will connect to.
+
+The broader cases (remote host refused, ``allow_insecure``, ``localhost``) are in
+``tests/unit/test_config.py`` (Mistral) and ``tests/integration/test_sinks.py`` (http sink);
+here: URLs built to make a remote host look like loopback.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from rotator.config import HttpSinkSettings, check_plain_http, parse_settings
+from rotator.errors import ConfigError
+from rotator.sinks import build_sink
+
+DISGUISED = [
+    "http://127.0.0.1:8080@evil.example/k",
+    "http://localhost:1@evil.example/k",
+    "http://127.0.0.1:80\\@evil.example/k",
+    "http://127.0.0.1%2f@evil.example/k",
+    "http://localhost.evil.example/k",
+    "http://127.0.0.1.nip.io/k",
+]
+
+
+@pytest.mark.parametrize("url", DISGUISED)
+def test_a_remote_host_dressed_as_loopback_is_refused(url: str) -> None:
+    assert httpx.URL(url).host.endswith(("evil.example", "nip.io"))
+    with pytest.raises(ValueError, match="only allowed to loopback"):
+        check_plain_http(url, allow_insecure=False)
+    with pytest.raises(ConfigError, match="allow_insecure"):
+        build_sink(HttpSinkSettings(type="http", url=url), "k", kv=None, default_mount="secret")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"mistral: .*only allowed to loopback"):
+        parse_settings({"keys": [{"name": "k", "vault_path": "m/k"}], "mistral": {"base_url": url}})
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1]:8/k", "http://127.0.0.2/k", "http://evil.example\\@127.0.0.1/k"]
+)
+def test_loopback_by_any_spelling_the_client_connects_to_is_allowed(url: str) -> None:
+    assert httpx.URL(url).host in ("::1", "127.0.0.2", "127.0.0.1")
+    check_plain_http(url, allow_insecure=False)
