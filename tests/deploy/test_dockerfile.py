@@ -80,11 +80,17 @@ def _one(stage: list[Instruction], keyword: str) -> Instruction:
     return found
 
 
+def _env_pairs(args: str) -> dict[str, str]:
+    """``ENV A=1 B=2`` as a mapping."""
+    pairs = (item.partition("=") for item in shlex.split(args))
+    return {name: value for name, _, value in pairs}
+
+
 def _env(stage: list[Instruction]) -> dict[str, str]:
-    env = {}
+    env: dict[str, str] = {}
     for instruction in stage:
         if instruction.keyword == "ENV":
-            env.update(item.split("=", 1) for item in shlex.split(instruction.args))
+            env.update(_env_pairs(instruction.args))
     return env
 
 
@@ -152,12 +158,14 @@ def test_dockerignore_lets_in_exactly_what_the_build_copies() -> None:
 def _dependencies() -> tuple[list[Requirement], list[str]]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     runtime = [Requirement(r) for r in project["dependencies"]]
-    dev = [canonicalize_name(Requirement(r).name) for r in project["optional-dependencies"]["dev"]]
+    dev = [
+        str(canonicalize_name(Requirement(r).name)) for r in project["optional-dependencies"]["dev"]
+    ]
     return runtime, dev
 
 
 def _pins() -> dict[str, str]:
-    pins = {}
+    pins: dict[str, str] = {}
     for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             name, _, version = line.partition("==")
@@ -224,7 +232,7 @@ def _replay(stage: list[Instruction], root: Path) -> None:
             workdir = Path(args)
             workdir.mkdir(parents=True, exist_ok=True)
         elif instruction.keyword == "ENV":
-            env.update(item.split("=", 1) for item in shlex.split(args))
+            env.update(_env_pairs(args))
         elif instruction.keyword == "COPY":
             _copy(args, workdir)
         elif instruction.keyword == "RUN":
