@@ -20,8 +20,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rotator import __version__
 from rotator.admin_auth import require_token
@@ -322,11 +324,22 @@ async def _audited(
 # --- the application -----------------------------------------------------------------------
 
 
+def _malformed(detail: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's "error parsing the body" (not UTF-8, say): malformed input, like the rest.
+        return _malformed([{"loc": ["body"], "msg": "not JSON text", "type": "json_invalid"}])
+    return await http_exception_handler(request, exc)
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     """422 listing what was wrong, without echoing the input back."""
     assert isinstance(exc, RequestValidationError)
-    detail = [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-    return JSONResponse({"detail": detail}, status_code=422)
+    return _malformed([{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors()])
 
 
 def create_app(state: AdminState | None) -> FastAPI:
@@ -347,6 +360,7 @@ def create_app(state: AdminState | None) -> FastAPI:
     api.include_router(probes)
     api.include_router(keys)
     api.add_exception_handler(RequestValidationError, _validation_error)
+    api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_middleware(BodyLimit)
     return api
 

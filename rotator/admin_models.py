@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from rotator.domain import Status
 
 MAX_VERSION = 2**31 - 1
+
+
+def _whole_number(value: object) -> object:
+    """JSON's ``2.0`` is the integer 2 (JSON Schema agrees); ``2.5``, ``"2"``, ``true`` are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 class KeyOut(BaseModel):
@@ -47,7 +54,7 @@ class RotateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    version: int | None = Field(
+    version: Annotated[int | None, BeforeValidator(_whole_number)] = Field(
         default=None,
         ge=1,
         le=MAX_VERSION,

@@ -205,14 +205,21 @@ def test_malformed_rotate_bodies_get_422(stack: Stack, body: Any) -> None:
     assert stack.daemon.key("alpha")["active_version"] == 1
 
 
-def test_not_json_gets_422(stack: Stack) -> None:
+@pytest.mark.parametrize("content", [b"{not json", b"e\xff\x04\x00u\xfe"])
+def test_not_json_gets_422(stack: Stack, content: bytes) -> None:
     answer = stack.daemon.api(
         "POST",
         "/api/v1/keys/alpha/rotate",
-        content=b"{not json",
+        content=content,
         headers={"Content-Type": "application/json"},
     )
-    assert answer.status_code == 422
+    assert answer.status_code == 422, answer.text
+
+
+def test_a_whole_float_is_an_integer_version(stack: Stack) -> None:
+    answer = rotate(stack, "alpha", {"version": 1.0})
+    assert answer.status_code == 200
+    assert answer.json()["result"] == "noop"
 
 
 def test_body_over_4_kib_gets_413(stack: Stack) -> None:
