@@ -16,10 +16,14 @@ import stat
 from pathlib import Path
 
 from rotator.errors import SinkError
+from rotator.logs import get_logger
+
+log = get_logger(__name__)
 
 _NEW_FILE = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _MAX_READ = 1 << 16
+_warned_owner: set[Path] = set()
 
 
 def write_atomically(
@@ -33,7 +37,8 @@ def write_atomically(
     """Replace ``path`` with ``data``: a temp file beside it, fsync, rename, fsync the dir.
 
     Raises SinkError for a target that is a symlink or not a regular file, and for a
-    parent directory that is missing, not writable or writable by every user. Leaves no
+    parent directory that is missing, not writable or writable by every user (without the
+    sticky bit); warns once about a parent owned by another non-root user. Leaves no
     temporary file behind, whatever fails.
     """
     uid, gid = user_id(owner), group_id(group)
@@ -88,6 +93,28 @@ def check_directory(directory: Path) -> None:
         )
     if not os.access(directory, os.W_OK | os.X_OK):
         raise SinkError(f"directory {directory} is not writable by uid {os.geteuid()}")
+    _check_owner(directory, st.st_uid)
+
+
+def _check_owner(directory: Path, uid: int) -> None:
+    """Warn (once) about a directory that another non-root user owns.
+
+    Its owner can replace or remove the key file (though not read it unless the sink's
+    ``owner``/``mode`` say so), so the integration would run on whatever key that user put
+    there. Usually that user *is* the integration, which holds the key anyway: a warning,
+    not a refusal.
+    """
+    if uid in (0, os.geteuid()) or directory in _warned_owner:
+        return
+    _warned_owner.add(directory)
+    log.warning(
+        "sink.directory_foreign_owner",
+        directory=str(directory),
+        owner_uid=uid,
+        uid=os.geteuid(),
+        action="that user can replace the key file; give the directory to root or to "
+        "the daemon's user unless it is the integration's own",
+    )
 
 
 def check_target(path: Path) -> None:
