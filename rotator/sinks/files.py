@@ -56,9 +56,13 @@ def write_atomically(
 
 
 def _write_new(tmp: Path, data: bytes, mode: int, uid: int, gid: int) -> None:
-    fd = os.open(tmp, _NEW_FILE, mode)
+    changes_owner = uid != -1 or gid != -1
+    # Until the file has its configured owner and group, only its creator may open it: the
+    # group it is born with (ours, or a setgid directory's) may not be the configured one,
+    # and a descriptor opened in that moment would outlive the chown.
+    fd = os.open(tmp, _NEW_FILE, mode & 0o700 if changes_owner else mode)
     try:
-        if uid != -1 or gid != -1:
+        if changes_owner:
             os.fchown(fd, uid, gid)
         # The umask may have narrowed the mode (never widened it): set exactly what was asked.
         os.fchmod(fd, mode)
