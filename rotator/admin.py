@@ -157,7 +157,7 @@ async def list_keys(request: Request) -> KeyList:
 
 @keys.get("/keys/{name}", response_model=KeyOut, responses={**_AUTH, **_UNKNOWN}, summary="One key")
 async def get_key(name: str, request: Request) -> KeyOut:
-    """One key."""
+    """One key, with the same fields as in the list."""
     service = _state(request).core.service
     if name not in service.names():
         raise HTTPException(404, f"unknown key: {name}")

@@ -22,17 +22,17 @@ def _whole_number(value: object) -> object:
 class KeyOut(BaseModel):
     """One managed key as the daemon last saw it. Never the key itself."""
 
-    name: str
+    name: str = Field(description="The key's name in the configuration.")
     status: Status = Field(description="Mistral's last verdict on the active version.")
     active_version: int | None = Field(description="Vault version delivered to the sinks.")
     latest_version: int | None = Field(description="Newest live version in Vault.")
-    expires_at: datetime | None
+    expires_at: datetime | None = Field(description="When Mistral stops accepting the key.")
     expiry_assumed: bool | None = Field(
         description="True when no expiry was recorded and creation + max_lifetime_days is used."
     )
-    days_left: float | None
-    last_check_at: datetime | None
-    last_rotation_at: datetime | None
+    days_left: float | None = Field(description="Days until expires_at (negative: expired).")
+    last_check_at: datetime | None = Field(description="Last verification against Mistral.")
+    last_rotation_at: datetime | None = Field(description="When the active version changed.")
     fingerprint: str | None = Field(
         description="Last four characters of the active key, as Mistral's console shows them."
     )
@@ -67,7 +67,15 @@ class RotateRequest(BaseModel):
 
 
 class RotationOut(BaseModel):
-    result: Literal["rotated", "rolled_back", "noop", "rejected", "failed", "postponed"]
+    """The outcome of a rotate or a rollback."""
+
+    result: Literal["rotated", "rolled_back", "noop", "rejected", "failed", "postponed"] = Field(
+        description="rotated / rolled_back: that version is now active in every sink; "
+        "noop: nothing to do, or the active key re-delivered (force), reason says which; "
+        "rejected: Mistral refused the candidate, which was not delivered; "
+        "failed: a sink refused it and every sink is back on the old key; "
+        "postponed: Mistral gave no definite answer, the daemon tries again."
+    )
     active_version: int | None = Field(description="The version active after the operation.")
     reason: str = Field(description="Why, when nothing was rotated.")
     version: int | None = Field(description="The version that was considered.")
@@ -78,18 +86,20 @@ class RotationOut(BaseModel):
 class Accepted(BaseModel):
     """The operation outlived the wait; it goes on, and ``location`` shows its outcome."""
 
-    detail: str
-    location: str
+    detail: str = Field(description="What is still under way.")
+    location: str = Field(description="Where the key's state shows the outcome.")
 
 
 class Problem(BaseModel):
-    detail: str
+    """Why the request was not carried out."""
+
+    detail: str = Field(description="For a person; never holds a key.")
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok"] = Field(description="Always `ok`: the process answers.")
 
 
 class Readiness(BaseModel):
     ready: bool
-    reason: str
+    reason: str = Field(description="`ok`, or what is missing: Vault, the scheduler.")
