@@ -1,0 +1,45 @@
+"""Fixtures of the fault-injection suite (``tests/faults``).
+
+The suite runs in about three minutes on two cores; the tests marked ``slow`` (the
+20-times SIGKILL loop) take most of it: ``pytest tests/faults -m "not slow"`` leaves them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rotator.demo.standin import MistralStandIn
+from tests.faults.tools import Stack
+from tests.fixtures.daemon import KeyKit
+from tests.fixtures.openbao import OpenBaoServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: a long fault test (loops, long waits)")
+
+
+@pytest.fixture
+def stack(
+    openbao: OpenBaoServer, mistral: MistralStandIn, kv_prefix: str, tmp_path: Path
+) -> Iterator[Stack]:
+    """The session OpenBao (root token), a stand-in, keys under this test's own prefix."""
+    world = Stack(openbao, mistral, KeyKit(openbao, mistral, kv_prefix), tmp_path)
+    try:
+        yield world
+    finally:
+        world.close()
+
+
+@pytest.fixture
+def raft_stack(
+    openbao_raft: OpenBaoServer, mistral: MistralStandIn, tmp_path: Path
+) -> Iterator[Stack]:
+    """A persistent OpenBao of the test's own, free to seal, restart and kill."""
+    world = Stack(openbao_raft, mistral, KeyKit(openbao_raft, mistral, "mistral/faults"), tmp_path)
+    try:
+        yield world
+    finally:
+        world.close()

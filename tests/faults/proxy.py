@@ -1,0 +1,211 @@
+"""A loopback TCP proxy that a test turns into a faulty network: slow, refusing, resetting,
+hanging, or presenting a TLS certificate of the test's choosing.
+
+It sits between the daemon and a real server (OpenBao, the Mistral stand-in), so the daemon
+meets the fault through its real client code, not a mock. Threads only; every socket it
+opens it closes in :meth:`FaultProxy.stop`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+_CHUNK = 65536
+
+
+class FaultProxy:
+    """``FaultProxy(("127.0.0.1", port))``: forwards to that address until told otherwise.
+
+    ``delay(s)`` holds every chunk coming back from the server for ``s`` seconds;
+    ``refuse()`` closes the listening socket (connections are refused) and ``accept()``
+    opens it again on the same port; ``reset()`` answers each new connection with a TCP
+    reset; ``hang()`` reads the request and never answers; ``tls(context)`` terminates TLS
+    with ``context`` (a server context) before forwarding in plain text.
+    """
+
+    def __init__(self, target: tuple[str, int], *, tls: ssl.SSLContext | None = None) -> None:
+        self.target = target
+        self._tls = tls
+        self._mode = "pass"
+        """pass | reset | hang, for connections accepted from now on."""
+        self._delay = 0.0
+        """Read again before every chunk, so it applies to open connections too."""
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+        self.connections = 0
+        self._listener: socket.socket | None = None
+        self.port = 0
+        self.accept()
+
+    # --- what a test changes -----------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def passthrough(self) -> None:
+        self._mode = "pass"
+        self._delay = 0.0
+
+    def delay(self, seconds: float) -> None:
+        self._delay = seconds
+
+    def reset(self) -> None:
+        self._mode = "reset"
+
+    def hang(self) -> None:
+        self._mode = "hang"
+
+    def tls(self, context: ssl.SSLContext) -> None:
+        self._tls = context
+
+    def refuse(self) -> None:
+        """Stop listening: a connect now gets ECONNREFUSED."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+
+    def accept(self) -> None:
+        """Listen (again, on the same port once one was taken)."""
+        if self._listener is not None:
+            return
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(128)
+        listener.settimeout(0.05)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        self._spawn(self._accept_loop, listener)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.refuse()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- the work ----------------------------------------------------------------------
+
+    def _spawn(self, target: object, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+        thread.start()
+
+    def _track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while not self._stopping.is_set() and self._listener is listener:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed by refuse() or stop()
+            self.connections += 1
+            self._track(client)
+            self._spawn(self._serve, client, self._mode)
+
+    def _serve(self, client: socket.socket, mode: str) -> None:
+        upstream: socket.socket | None = None
+        try:
+            client.settimeout(None)
+            if mode == "reset":
+                # Linger 0 turns the close into a TCP reset instead of an orderly FIN.
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            if self._tls is not None:
+                client = self._handshake(client)
+                if client is None:
+                    return  # the daemon refused our certificate: that is the fault
+            if mode == "hang":
+                with contextlib.suppress(OSError):
+                    while not self._stopping.is_set() and client.recv(_CHUNK):
+                        pass
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                return
+            upstream.settimeout(None)
+            self._track(upstream)
+            back = threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True)
+            back.start()
+            self._pump(upstream, client, True)
+            back.join(timeout=5)
+        finally:
+            for sock in (client, upstream):
+                if sock is not None:
+                    self._untrack(sock)
+                    sock.close()
+
+    def _handshake(self, client: socket.socket) -> ssl.SSLSocket | None:
+        assert self._tls is not None
+        self._untrack(client)
+        try:
+            wrapped = self._tls.wrap_socket(client, server_side=True)
+        except (ssl.SSLError, OSError):
+            client.close()
+            return None
+        self._track(wrapped)
+        return wrapped
+
+    def _untrack(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, delayed: bool) -> None:
+        try:
+            for chunk in _chunks(source):
+                if delayed and self._delay:
+                    self._stopping.wait(self._delay)
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+def _chunks(sock: socket.socket) -> Iterator[bytes]:
+    while True:
+        chunk = sock.recv(_CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+def wait_port_free(port: int, timeout: float = 5) -> None:
+    """Until nothing accepts on ``port`` (a refused connect)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"port {port} still accepts connections")
