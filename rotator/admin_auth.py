@@ -10,19 +10,21 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
-import stat
 from collections.abc import Mapping
+from pathlib import Path
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rotator.config import ServerSettings
+from rotator.credentials import warn_if_exposed
 from rotator.errors import ConfigError
 from rotator.logs import REDACTOR, get_logger
 
 log = get_logger(__name__)
 
-TOKEN_ENV = "ROTATOR_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a token
+# The variable's name, not a token.
+TOKEN_ENV = "ROTATOR_ADMIN_TOKEN"  # noqa: S105  # nosec B105
 MIN_TOKEN_LENGTH = 16
 
 
@@ -40,7 +42,7 @@ def load_token(server: ServerSettings, env: Mapping[str, str] | None = None) -> 
     """The admin token, or None when running without one is allowed; ConfigError otherwise."""
     env = os.environ if env is None else env
     if server.admin_token_file is not None:
-        token = _read_token_file(server)
+        token = _read_token_file(server.admin_token_file)
     else:
         token = env.get(TOKEN_ENV, "").strip()
     if token:
@@ -68,9 +70,7 @@ def load_token(server: ServerSettings, env: Mapping[str, str] | None = None) -> 
     )
 
 
-def _read_token_file(server: ServerSettings) -> str:
-    path = server.admin_token_file
-    assert path is not None
+def _read_token_file(path: Path) -> str:
     try:
         mode = path.stat().st_mode
         token = path.read_text(encoding="utf-8").strip()
@@ -79,13 +79,7 @@ def _read_token_file(server: ServerSettings) -> str:
         raise ConfigError([f"server.admin_token_file: cannot read {path} ({reason})"]) from None
     if not token:
         raise ConfigError([f"server.admin_token_file: {path} is empty"])
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning(
-            "admin.token_file_readable",
-            path=str(path),
-            mode=oct(stat.S_IMODE(mode)),
-            action="chmod 600 it: anyone who reads it can rotate keys",
-        )
+    warn_if_exposed(path, mode, event="admin.token_file_readable", what="admin token")
     return token
 
 

@@ -7,7 +7,6 @@ of calls finding the token expired logs in once, not once per call.
 from __future__ import annotations
 
 import os
-import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -18,8 +17,9 @@ import hvac
 from hvac import exceptions as hvac_exc
 
 from rotator.config import AppRoleAuth, KubernetesAuth, TokenAuth, VaultAuth
+from rotator.credentials import warn_if_exposed
 from rotator.errors import VaultError, VaultPermissionDenied
-from rotator.logs import get_logger
+from rotator.logs import REDACTOR, get_logger
 from rotator.metrics import Metrics
 
 log = get_logger(__name__)
@@ -27,26 +27,23 @@ log = get_logger(__name__)
 RENEW_WHEN_LEFT = 1 / 3
 """Renew once less than this share of the token's TTL is left."""
 
-_warned_readable: set[Path] = set()
-
 
 class CredentialsError(VaultError):
     """A credentials file (token, role id, secret id, JWT) is missing, empty or unreadable."""
 
 
 def read_credential(path: Path, what: str) -> str:
-    """The stripped content of a credentials file; warns once if others may read it."""
+    """The stripped content of a credentials file; warns once if it is too open."""
     try:
         mode = path.stat().st_mode
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CredentialsError(f"cannot read {what} {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRGRP | stat.S_IROTH) and path not in _warned_readable:
-        _warned_readable.add(path)
-        log.warning("vault.credentials_file_readable", path=str(path), mode=oct(mode & 0o777))
+    warn_if_exposed(path, mode, event="vault.credentials_file_readable", what=what)
     value = text.strip()
     if not value:
         raise CredentialsError(f"{what} {path} is empty")
+    REDACTOR.add(value)
     return value
 
 
@@ -129,6 +126,8 @@ class Authenticator:
             self._lease = None
             raise VaultPermissionDenied(login_path) from None
         self._generation += 1
+        # The token Vault handed out: scrubbed from logs like any credential.
+        REDACTOR.add(str(self._client.token or ""))
         self._set_lease(lease, lease.ttl)
         log.info("vault.login", method=self.method, ttl=lease.ttl, renewable=lease.renewable)
 
@@ -173,6 +172,7 @@ def _token(auth: TokenAuth) -> str:
     token = os.environ.get("VAULT_TOKEN", "").strip()
     if not token:
         raise CredentialsError("no Vault token: set vault.auth.token_file or $VAULT_TOKEN")
+    REDACTOR.add(token)
     return token
 
 
