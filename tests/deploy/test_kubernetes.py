@@ -18,6 +18,8 @@ from tests.deploy.files import ALERTS, JOB, KUBERNETES, ROOT, load_yaml
 # these are checked by the dedicated tests below instead (drift, selector, port).
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
 VERSIONS = ["1.28.0", kubernetes_validate.latest_version()]
+# Every manifest but kustomization.yaml, which is kustomize's input, never sent to the API server
+# (test_kustomization_lists_every_manifest keeps the list complete).
 RESOURCE_FILES = load_yaml(KUBERNETES / "kustomization.yaml")["resources"]
 
 
