@@ -61,18 +61,30 @@ class FaultProxy:
 
     def reset(self) -> None:
         self._mode = "reset"
+        self.drop()
 
     def hang(self) -> None:
         self._mode = "hang"
+        self.drop()
 
     def tls(self, context: ssl.SSLContext) -> None:
         self._tls = context
+        self.drop()
 
     def refuse(self) -> None:
-        """Stop listening: a connect now gets ECONNREFUSED."""
+        """Stop listening (a connect now gets ECONNREFUSED) and drop open connections."""
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
+        self.drop()
+
+    def drop(self) -> None:
+        """End every open connection, so that a client's pooled one meets the new mode too."""
+        with self._lock:
+            open_sockets = list(self._sockets)
+        for sock in open_sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def accept(self) -> None:
         """Listen (again, on the same port once one was taken)."""
@@ -92,8 +104,6 @@ class FaultProxy:
         self.refuse()
         with self._lock:
             for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
             threads = list(self._threads)
         for thread in threads:
@@ -153,9 +163,12 @@ class FaultProxy:
                 return
             upstream.settimeout(None)
             self._track(upstream)
-            back = threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True)
+            reset = threading.Event()
+            back = threading.Thread(
+                target=self._pump, args=(client, upstream, False, reset), daemon=True
+            )
             back.start()
-            self._pump(upstream, client, True)
+            self._pump(upstream, client, True, reset)
             back.join(timeout=5)
         finally:
             for sock in (client, upstream):
@@ -178,18 +191,30 @@ class FaultProxy:
         with self._lock:
             self._sockets.discard(sock)
 
-    def _pump(self, source: socket.socket, sink: socket.socket, delayed: bool) -> None:
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, to_client: bool, reset: threading.Event
+    ) -> None:
+        """Copy until ``source`` ends, then end both directions (a reset stays a reset)."""
         try:
             for chunk in _chunks(source):
-                if delayed and self._delay:
+                if to_client and self._delay:
                     self._stopping.wait(self._delay)
                 sink.sendall(chunk)
+        except ConnectionResetError:
+            if to_client:  # the server reset: the client gets a reset too (linger 0, close)
+                with contextlib.suppress(OSError):
+                    sink.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                reset.set()
         except OSError:
             pass
         finally:
+            client = sink if to_client else source
             for sock in (source, sink):
+                # SHUT_RD sends nothing on the client after a reset: it only wakes the
+                # other pump's recv; the close in _serve then sends the RST.
+                how = socket.SHUT_RD if reset.is_set() and sock is client else socket.SHUT_RDWR
                 with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+                    sock.shutdown(how)
 
 
 def _chunks(sock: socket.socket) -> Iterator[bytes]:
