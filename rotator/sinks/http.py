@@ -17,7 +17,7 @@ from rotator.errors import ConfigError, SinkError
 from rotator.metrics import Metrics
 from rotator.ports import Delivery
 from rotator.sinks.base import BaseSink, scrub
-from rotator.sinks.templates import render_body, resolve_references
+from rotator.sinks.templates import register_references, render_body, resolve_references
 
 _BODY_TAIL = 200
 
@@ -29,6 +29,7 @@ class HttpSink(BaseSink):
         self._id = f"http:{spec.method.upper()} {safe_url(spec.url)}"
         check_url(spec.url, spec.allow_insecure, where=self._id)
         self._verify = tls_verify(spec.ca_cert, where=self._id)
+        register_references(spec.headers.values())
         self._client: httpx.AsyncClient | None = None
 
     @property

@@ -17,7 +17,7 @@ from rotator.ports import Delivery
 from rotator.sinks.base import ReloadAction, describe
 from rotator.sinks.command import CommandReloadAction
 from rotator.sinks.http import check_url, new_client, raise_for_answer, safe_url, send, tls_verify
-from rotator.sinks.templates import resolve_references
+from rotator.sinks.templates import register_references, resolve_references
 
 
 def build_reload(spec: Reload | None, *, where: str) -> ReloadAction | None:
@@ -78,6 +78,7 @@ class HttpReloadAction(ReloadAction):
         self.what = f"reload {spec.method.upper()} {safe_url(spec.url)}"
         check_url(spec.url, spec.allow_insecure, where=f"{where} reload")
         self._verify = tls_verify(spec.ca_cert, where=f"{where} reload")
+        register_references(spec.headers.values())
         self._client: httpx.AsyncClient | None = None
 
     async def run(self, delivery: Delivery) -> None:

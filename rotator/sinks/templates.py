@@ -6,9 +6,11 @@ braces that must stay as they are.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from rotator.errors import SinkError
@@ -34,6 +36,18 @@ def resolve_references(value: str, *, where: str) -> str:
         return resolved
 
     return _REFERENCE.sub(_one, value)
+
+
+def register_references(values: Iterable[str]) -> None:
+    """Resolve the references in ``values`` now, only to register what they hold as secrets.
+
+    Done when a sink is built, not at its first delivery: until then a reload command run
+    by another sink would inherit such a variable (``rotator.sinks.command.child_env``
+    leaves out registered secrets). What cannot be resolved yet is reported at delivery.
+    """
+    for value in values:
+        with contextlib.suppress(SinkError):
+            resolve_references(value, where="")
 
 
 def _read_env(name: str, where: str) -> str:
