@@ -24,6 +24,7 @@ from tests.fixtures.prometheus import (
     PrometheusFactory,
     Server,
     alertmanager_config,
+    require_binaries,
     start_alertmanager,
 )
 
@@ -43,7 +44,9 @@ def metrics_target() -> Iterator[tuple[str, Metrics]]:
 
 
 @pytest.fixture
-def shipped_alertmanager(tmp_path: Path, alert_webhook: AlertWebhook) -> Iterator[Server]:
+def alertmanager(tmp_path: Path, alert_webhook: AlertWebhook) -> Iterator[Server]:
+    """Overrides tests.fixtures.prometheus's: the shipped grouping and inhibit rules."""
+    require_binaries()
     shipped = load_yaml(ALERTMANAGER)
     config = alertmanager_config(alert_webhook.url, inhibit_rules=shipped["inhibit_rules"])
     config["route"]["group_by"] = shipped["route"]["group_by"]
@@ -52,14 +55,6 @@ def shipped_alertmanager(tmp_path: Path, alert_webhook: AlertWebhook) -> Iterato
     server = start_alertmanager(tmp_path / "alertmanager", config)
     yield server
     server.stop()
-
-
-@pytest.fixture
-def prometheus(tmp_path: Path, shipped_alertmanager: Server) -> Iterator[PrometheusFactory]:
-    factory = PrometheusFactory(tmp_path, shipped_alertmanager)
-    yield factory
-    for server in factory.started:
-        server.stop()
 
 
 def _expiry_rules_without_for(path: Path) -> Path:
@@ -93,8 +88,8 @@ def _suppressed(alertmanager: Server) -> set[tuple[str, str]]:
 def test_only_the_strongest_expiry_alert_of_a_key_is_sent(
     tmp_path: Path,
     metrics_target: tuple[str, Metrics],
-    prometheus: PrometheusFactory,
-    shipped_alertmanager: Server,
+    prometheus_factory: PrometheusFactory,
+    alertmanager: Server,
     alert_webhook: AlertWebhook,
 ) -> None:
     target, metrics = metrics_target
@@ -102,7 +97,7 @@ def test_only_the_strongest_expiry_alert_of_a_key_is_sent(
     for key, days in (("soon", 20), ("week", 5), ("gone", -2)):
         metrics.add_key(key)
         metrics.expiry.labels(key=key).set(now + days * DAY)
-    prometheus.start(
+    prometheus_factory.start(
         rule_files=[_expiry_rules_without_for(tmp_path / "expiry.yml")], targets=[target]
     )
 
@@ -119,8 +114,8 @@ def test_only_the_strongest_expiry_alert_of_a_key_is_sent(
         ("MistralKeyExpiringCritical", "gone"),
     }
     deadline = time.monotonic() + 15
-    while _suppressed(shipped_alertmanager) != held_back and time.monotonic() < deadline:
+    while _suppressed(alertmanager) != held_back and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _suppressed(shipped_alertmanager) == held_back
+    assert _suppressed(alertmanager) == held_back
     notified = {(a["labels"]["alertname"], a["labels"]["key"]) for a in alert_webhook.alerts()}
     assert notified == sent
