@@ -128,6 +128,8 @@ def describe(name: str, answer: dict[str, Any]) -> str:
         return f"{name}: rotated to version {active}{ends}"
     if result == "rolled_back":
         return f"{name}: rolled back to version {active}{ends}"
+    if result == "noop" and reason.startswith("re-delivered"):
+        return f"{name}: {reason}{ends}"
     if result == "noop":
         return f"{name}: nothing to do: {reason} (active version {active}){ends}"
     if result == "rejected":

@@ -160,7 +160,10 @@ def test_rotate_force_version_and_rollback(stack: Stack) -> None:
     sink_file(d, "cli-rot").unlink()
     forced = d.cli("rotate", "cli-rot", "--force")
     assert forced.returncode == 0
-    assert "re-delivered version 2" in forced.stdout
+    assert (
+        forced.stdout.strip()
+        == f"cli-rot: re-delivered version 2 to 1 sink(s) (key ending {second[-4:]})"
+    )
     assert sink_file(d, "cli-rot").read_text().strip() == second
 
     stack.kit.put("cli-rot", "invalid")
