@@ -329,7 +329,8 @@ def _malformed(detail: list[dict[str, Any]]) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
     if exc.status_code == 400:
         # FastAPI's "error parsing the body" (not UTF-8, say): malformed input, like the rest.
         return _malformed([{"loc": ["body"], "msg": "not JSON text", "type": "json_invalid"}])
@@ -338,8 +339,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     """422 listing what was wrong, without echoing the input back."""
-    assert isinstance(exc, RequestValidationError)
-    return _malformed([{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors()])
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return _malformed([{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in errors])
 
 
 def create_app(state: AdminState | None) -> FastAPI:
