@@ -276,7 +276,9 @@ class KeyService:
                 t.reminded = False
         else:
             t.backoff.succeeded()
-        t.view = replace(t.view, last_result=_describe(result))
+        if result.result != "noop" or t.view.last_result is None:
+            # "already active" after a rotation says less than the rotation itself.
+            t.view = replace(t.view, last_result=_describe(result))
         if result.secret is not None:
             self._set_active(t, result.secret)
             if result.result in ("rotated", "rolled_back"):
