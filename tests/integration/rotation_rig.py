@@ -10,7 +10,6 @@ a second instance) can share the very same sinks and state.
 from __future__ import annotations
 
 import copy
-import json
 import secrets
 import subprocess
 import sys
@@ -219,11 +218,3 @@ def open_rig(
         yield rig
     finally:
         rig.close()
-
-
-def body_versions(requests: list[tuple[int, str]]) -> list[int]:
-    return [version for version, _ in requests]
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
