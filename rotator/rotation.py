@@ -124,7 +124,7 @@ class Rotator:
         if target is None:
             return RotationResult("noop", state.active_version, why, version=latest)
         if target == state.active_version:
-            return await self._redeliver(key, state, cas)
+            return await self._redeliver(key, state, cas, target)
         return await self._promote(key, state, cas, target, "rotated")
 
     async def rollback(self, key: ManagedKey) -> RotationResult:
@@ -164,7 +164,9 @@ class Rotator:
             version=state.active_version,
             sinks=[s.id for s in missing],
         )
-        return await self._redeliver(key, state, cas, only=missing, secret=secret)
+        return await self._redeliver(
+            key, state, cas, state.active_version, only=missing, secret=secret
+        )
 
     # --- the procedure -------------------------------------------------------------------
 
@@ -346,11 +348,10 @@ class Rotator:
         key: ManagedKey,
         state: KeyState,
         cas: int,
+        active: int,
         only: Sequence[Sink] | None = None,
         secret: SecretVersion | None = None,
     ) -> RotationResult:
-        active = state.active_version
-        assert active is not None
         leased = await self._take_lease(key, state, cas, active)
         if leased is None:
             return _contended(active, "another instance acted first")

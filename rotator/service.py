@@ -276,6 +276,10 @@ class KeyService:
                 t.reminded = False
         else:
             t.backoff.succeeded()
+        if result.version is not None and result.version > (t.view.latest_version or 0):
+            # Ops rotated to a version staged since the last poll.
+            self.metrics.latest_version.labels(key=t.key.name).set(result.version)
+            t.view = replace(t.view, latest_version=result.version)
         if result.result != "noop" or t.view.last_result is None:
             # "already active" after a rotation says less than the rotation itself.
             t.view = replace(t.view, last_result=_describe(result))
