@@ -175,7 +175,7 @@ class MistralVerifier:
         self._url = settings.base_url.rstrip("/") + "/v1/models"
         self._backoff = (backoff_base, backoff_cap)
         self._max_retry_wait = max_retry_wait
-        self._jitter = random.Random()  # noqa: S311 - jitter  # nosec B311
+        self._jitter = random.Random()  # noqa: S311 - jitter, not secrecy  # nosec B311
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._pacer = RequestPacer(settings.max_requests_per_second)
         self._paused_until = 0.0
