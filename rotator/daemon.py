@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 
 from rotator import __version__
 from rotator.admin_server import AdminServer
-from rotator.config import Settings
+from rotator.config import Settings, check_plain_http
 from rotator.discovery import Discovery
 from rotator.logs import get_logger
 from rotator.metrics import Metrics
@@ -97,6 +97,19 @@ def start_metrics_server(app: App) -> tuple[WSGIServer, Thread]:
     return server, thread
 
 
+def warn_plain_http_vault(settings: Settings) -> None:
+    """Plain http:// to a Vault that is not on this host carries the daemon's token and every
+    key in clear text. Not refused (a dev server or a compose network may be fine), said."""
+    try:
+        check_plain_http(settings.vault.address, allow_insecure=False)
+    except ValueError:
+        log.warning(
+            "vault.plain_http",
+            address=settings.vault.address,
+            action="use https:// (and vault.ca_cert) unless this network is private",
+        )
+
+
 async def run(
     settings: Settings,
     *,
@@ -123,6 +136,7 @@ async def run(
         vault=settings.vault.address,
         mistral=settings.mistral.base_url,
     )
+    warn_plain_http_vault(settings)
     server, _ = start_metrics_server(app)
     refresh = None
     if settings.discover is not None:
