@@ -267,7 +267,11 @@ class VaultStore:
             self._answered_with_error()
             log.warning("vault.refused", path=path, reason=type(exc).__name__)
             raise VaultError(f"vault refused the request on {path}: {type(exc).__name__}") from None
-        self._metrics.vault_up.set(1)
+        if not maintain:
+            # Token upkeep mostly has nothing to do and then asked Vault nothing: no news of
+            # its health. Taken as good news it would flip vault_up back to 1 every few
+            # seconds of an outage and RotatorVaultDown (for: 5m) would never fire.
+            self._metrics.vault_up.set(1)
         return result
 
     def _attempt(
