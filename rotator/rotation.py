@@ -21,9 +21,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from rotator.config import Settings
+from rotator.delivery import LEASE_LOST, Retry, deliver_all
 from rotator.domain import SecretVersion, Status
 from rotator.errors import BadSecret, CasConflict, SecretNotFound, SinkError
 from rotator.expiry import compute_expiry
+from rotator.lease import Lease
 from rotator.logs import get_logger
 from rotator.metrics import Metrics
 from rotator.ports import Delivery, KeyState, SecretStore, Sink, Verifier
@@ -108,7 +110,9 @@ class Rotator:
         self.metrics = metrics
         self.owner = owner
         self.clock = clock
-        self.sleep = sleep
+        self._retry = Retry(
+            settings.rotation.sink_attempts, settings.rotation.retry_backoff.total_seconds(), sleep
+        )
 
     # --- entry points ------------------------------------------------------------------
 
@@ -216,14 +220,21 @@ class Rotator:
                 key, state, cas, target, verdict.status.value, verdict.status, candidate
             )
 
-        leased = await self._take_lease(key, state, cas, target)
-        if leased is None:
+        lease = await self._lease(key, state, cas, target)
+        if lease is None:
             return _contended(state.active_version, "another instance acted first")
-        cas = leased
         previous = await self._read_quietly(key, state.active_version)
-        failure = await self._deliver_all(key, self._delivery(key, candidate, expiry.at), previous)
+        failure = await deliver_all(
+            key.sinks,
+            self._delivery(key, candidate, expiry.at),
+            previous=self._delivery(key, previous) if previous else None,
+            retry=self._retry,
+            keep_lease=lease.keep,
+        )
+        if failure == LEASE_LOST:
+            return _contended(state.active_version, failure)
         if failure:
-            return await self._record_failure(key, state, cas, target, failure)
+            return await self._record_failure(key, lease, target, failure)
         now = self.clock()
         final = KeyState(
             active_version=target,
@@ -233,7 +244,7 @@ class Rotator:
             # After a rollback the version we left must not come straight back on the next poll.
             rejected_version=state.active_version if outcome == "rolled_back" else None,
         )
-        await self._write_final(key, final, cas)
+        await lease.release(final)
         self.metrics.rotations.labels(key=key.name, result=outcome).inc()
         self.metrics.last_rotation.labels(key=key.name).set(now.timestamp())
         self.metrics.active_version.labels(key=key.name).set(target)
@@ -274,74 +285,34 @@ class Rotator:
             )
         return RotationResult("rejected", state.active_version, reason, target, status)
 
-    async def _take_lease(
-        self, key: ManagedKey, state: KeyState, cas: int, target: int
-    ) -> int | None:
-        until = self.clock() + self.settings.rotation.lease
-        lease = replace(
-            state, pending_version=target, pending_owner=self.owner, pending_until=until
+    async def _lease(
+        self, key: ManagedKey, state: KeyState, cas: int, version: int
+    ) -> Lease | None:
+        return await Lease.take(
+            self.store,
+            key.name,
+            state,
+            cas,
+            version=version,
+            owner=self.owner,
+            length=self.settings.rotation.lease,
+            clock=self.clock,
         )
-        try:
-            return await self.store.write_state(key.name, lease, cas)
-        except CasConflict:
-            log.info("key.rotation_yielded", key=key.name, version=target)
-            return None
-
-    async def _deliver_all(
-        self,
-        key: ManagedKey,
-        delivery: Delivery,
-        previous: SecretVersion | None,
-        sinks: Sequence[Sink] | None = None,
-    ) -> str:
-        """Deliver to every sink, or put ``previous`` back on those that took it; '' = ok."""
-        taken: list[Sink] = []
-        for sink in key.sinks if sinks is None else sinks:
-            error = await self._deliver_retrying(sink, delivery)
-            if error:
-                # The failing sink may have half-taken it (an HTTP peer that timed out).
-                taken.append(sink)
-                if previous is not None:
-                    back = self._delivery(key, previous)
-                    for s in taken:
-                        if await self._deliver_retrying(s, back):
-                            log.error(
-                                "sink.restore_failed",
-                                key=key.name,
-                                sink=s.id,
-                                version=previous.version,
-                            )
-                return f"{sink.id}: {error}"
-            taken.append(sink)
-        return ""
-
-    async def _deliver_retrying(self, sink: Sink, delivery: Delivery) -> str:
-        wait = self.settings.rotation.retry_backoff.total_seconds()
-        error = ""
-        for attempt in range(self.settings.rotation.sink_attempts):
-            if attempt:
-                await self.sleep(wait)
-                wait *= 2
-            try:
-                await sink.deliver(delivery)
-                return ""
-            except SinkError as exc:
-                error = str(exc)
-        return error or "failed"
 
     async def _record_failure(
-        self, key: ManagedKey, state: KeyState, cas: int, target: int, failure: str
+        self, key: ManagedKey, lease: Lease, target: int, failure: str
     ) -> RotationResult:
+        active = lease.state.active_version
         self.metrics.rotations.labels(key=key.name, result="failed").inc()
         log.error(
             "key.rotation_failed",
             key=key.name,
             version=target,
             reason=failure,
-            active_version=state.active_version,
+            active_version=active,
         )
-        await self._write_final(key, replace(state, last_result=f"failed: {failure}"), cas)
-        return RotationResult("failed", state.active_version, failure, target, Status.VALID)
+        await lease.release(replace(lease.state, last_result=f"failed: {failure}"))
+        return RotationResult("failed", active, failure, target, Status.VALID)
 
     async def _redeliver(
         self,
@@ -352,13 +323,19 @@ class Rotator:
         only: Sequence[Sink] | None = None,
         secret: SecretVersion | None = None,
     ) -> RotationResult:
-        leased = await self._take_lease(key, state, cas, active)
-        if leased is None:
+        lease = await self._lease(key, state, cas, active)
+        if lease is None:
             return _contended(active, "another instance acted first")
         secret = secret or await self.store.read_secret(key.vault_path, active)
         sinks = key.sinks if only is None else only
-        failure = await self._deliver_all(key, self._delivery(key, secret), None, sinks)
-        await self._write_final(key, state, leased)
+        failure = await deliver_all(
+            sinks,
+            self._delivery(key, secret),
+            previous=None,
+            retry=self._retry,
+            keep_lease=lease.keep,
+        )
+        await lease.release(state)
         if failure:
             return RotationResult("failed", active, failure, active)
         log.info(
@@ -383,14 +360,6 @@ class Rotator:
             # Cannot tell now; a later force or rotation delivers to it anyway.
             log.warning("sink.unreadable", key=delivery.key, sink=sink.id, reason=str(exc))
             return False
-
-    async def _write_final(self, key: ManagedKey, state: KeyState, cas: int) -> None:
-        cleared = replace(state, pending_version=None, pending_owner=None, pending_until=None)
-        try:
-            await self.store.write_state(key.name, cleared, cas)
-        except CasConflict:
-            # Only if our lease ran out mid-delivery; converge() sets the sinks right.
-            log.error("key.state_conflict", key=key.name, version=state.active_version)
 
     async def _read_quietly(self, key: ManagedKey, version: int | None) -> SecretVersion | None:
         if version is None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -221,3 +222,58 @@ async def test_force_redelivers_active_version(world) -> None:  # type: ignore[n
     result = await rotator.rotate(key, force=True)
     assert result.result == "noop" and "re-delivered" in result.reason
     assert [s.held for s in sinks] == [OLD, OLD]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = CREATED + timedelta(days=10)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_lease_is_kept_alive_through_slow_sinks_and_lost_lease_stops_delivery() -> None:
+    store, verifier, clock = FakeStore(), FakeVerifier(), _Clock()
+    settings = parse_settings({"keys": [{"name": "k", "vault_path": PATH}]})  # lease 60s
+    rotator = Rotator(
+        store=store,
+        verifier=verifier,
+        settings=settings,
+        metrics=Metrics(),
+        owner="me",
+        clock=clock,
+        sleep=_no_sleep,
+    )
+
+    lease_left: list[float] = []
+
+    class SlowSink(FakeSink):
+        async def deliver(self, delivery):  # type: ignore[no-untyped-def]
+            clock.now += timedelta(seconds=40)  # each sink takes 40 s
+            until = store.states["k"][0].pending_until
+            assert until is not None
+            lease_left.append((until - clock.now).total_seconds())
+            await super().deliver(delivery)
+
+    sinks = [SlowSink("a"), SlowSink("b"), SlowSink("c")]
+    key = ManagedKey("k", PATH, sinks)
+    store.put(PATH, OLD)
+    verifier.set(OLD, Status.VALID)
+    assert (await rotator.rotate(key)).result == "rotated"
+    assert store.states["k"][0].pending_version is None
+    assert len(lease_left) == 3 and min(lease_left) > 0  # 120 s of delivery, a 60 s lease
+
+    # Another instance takes the state over while our first sink is slow: we stop there.
+    store.put(PATH, NEW)
+    verifier.set(NEW, Status.VALID)
+
+    class Thief(SlowSink):
+        async def deliver(self, delivery):  # type: ignore[no-untyped-def]
+            await super().deliver(delivery)
+            state, cas = store.states["k"]
+            store.states["k"] = (replace(state, pending_owner="other"), cas + 1)
+
+    thief_sinks = [Thief("a"), SlowSink("b")]
+    result = await rotator.rotate(ManagedKey("k", PATH, thief_sinks))
+    assert result.result == "noop" and "lease" in result.reason
+    assert thief_sinks[1].held is None  # nothing delivered after the lease was lost
