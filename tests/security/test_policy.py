@@ -278,3 +278,9 @@ def test_nothing_was_changed_by_those_attempts(stack: Stack) -> None:
     versions = metadata["data"]["versions"]
     assert all(not v["deletion_time"] and not v["destroyed"] for v in versions.values())
     assert stack.read(f"{stack.foreign}/key") is not None
+
+
+def test_docs_quote_the_shipped_policy_verbatim() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    quoted = docs.split("```hcl\n", 1)[1].split("```", 1)[0]
+    assert quoted == ROTATOR_POLICY
