@@ -34,6 +34,7 @@ def build_scheduler(
     poll_s = settings.schedule.poll_interval.total_seconds()
     now = datetime.now(UTC)
     limit = asyncio.Semaphore(VAULT_CONCURRENCY)
+    in_flight: dict[str, asyncio.Task[None]] = {}
 
     async def poll_all() -> None:
         if refresh_keys is not None:
@@ -52,7 +53,15 @@ def build_scheduler(
                 with contextlib.suppress(UnknownKey):
                     await service.poll(name)
 
-        await asyncio.gather(*(one(n) for n in names))
+        # Each key's poll runs on its own: a slow rotation of one key (a sink that hangs)
+        # must not hold back the next poll of the others. A key whose last poll is still
+        # running is skipped, so nothing piles up while Vault is slow.
+        for name in names:
+            task = in_flight.get(name)
+            if task is None or task.done():
+                in_flight[name] = asyncio.create_task(one(name), name=f"poll:{name}")
+        for name in [n for n, t in in_flight.items() if t.done()]:
+            del in_flight[name]
 
     scheduler.add_job(
         poll_all,

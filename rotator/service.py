@@ -291,6 +291,8 @@ class KeyService:
             await self._load_active(t, result.active_version)
         if result.status is not None and result.result in ("rotated", "rolled_back"):
             self._record_verdict(t, Verification(result.status))
+            # Tell ops at once whether the replaced key is still live (delete it in the console).
+            await self._check_previous(t)
 
     async def _load_active(self, t: _Tracked, active: int | None) -> None:
         state, _ = await self.store.read_state(t.key.name)
