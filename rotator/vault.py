@@ -285,7 +285,11 @@ class VaultStore:
         try:
             return fn(self._client)
         except hvac_exc.Forbidden:
-            # Revoked or expired behind our back: one fresh login, then it is the policy.
+            # A refusal is the policy unless our token is gone (revoked, expired behind our
+            # back). Logging in again on every refusal would mint a token per denied call and
+            # use up a secret id limited to a number of uses.
+            if self._auth.token_alive():
+                raise VaultPermissionDenied(path) from None
             self._auth.relogin(generation)
         try:
             return fn(self._client)

@@ -87,6 +87,14 @@ class Authenticator:
             if self._generation == seen_generation:
                 self._login()
 
+    def token_alive(self) -> bool:
+        """Whether Vault still knows the token held (``lookup-self``, granted by the policy)."""
+        try:
+            self._client.auth.token.lookup_self()
+        except hvac_exc.Forbidden:
+            return False
+        return True
+
     def maintain(self) -> None:
         """Renew the token when less than a third of its TTL is left; log in again at max TTL."""
         with self._lock:

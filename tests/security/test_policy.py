@@ -166,13 +166,14 @@ def test_it_polls_verifies_delivers_and_records_state(stack: Stack) -> None:
     assert d.api("POST", "/api/v1/keys/granted/verify").json()["status"] == "valid"
 
 
-def test_its_token_can_look_itself_up_and_renew_with_this_policy_alone(stack: Stack) -> None:
-    # The daemon's readiness looks its token up, and its upkeep renews it: both are granted
-    # by the shipped policy itself, not by OpenBao's default policy (absent here).
-    assert stack.daemon.ready()
-    client = stack.as_daemon()
-    assert client.auth.token.lookup_self()["data"]["ttl"] > 0
-    assert client.auth.token.renew_self(increment=12)["auth"]["lease_duration"] > 0
+def test_it_looks_up_and_renews_its_token_with_this_policy_alone(stack: Stack) -> None:
+    # Readiness looks the token up; upkeep renews it once a third of its 12 s is left. Both
+    # are granted by the shipped policy itself: OpenBao's default policy is absent here.
+    d = stack.daemon
+    assert d.ready()
+    renewed = wait(stack, lambda: d.events("vault.auth_renewed"), "a renewal", timeout=30)
+    assert renewed[0]["ttl"] == 12
+    assert not [e for e in d.events("vault.permission_denied") if e["path"].startswith("auth/")]
 
 
 # --- what it does not allow, seen from the daemon ------------------------------------------
@@ -189,6 +190,20 @@ def test_a_key_outside_the_policy_is_denied_by_path_and_others_carry_on(stack: S
     assert errors is not None and errors >= 1
     assert d.metric("rotator_vault_up") == 1  # Vault answered: it is the policy, not an outage
     assert d.key("granted")["status"] == "valid"
+
+
+def test_a_refusal_is_not_answered_with_a_new_login(stack: Stack) -> None:
+    # Each poll of the key outside the policy is refused. A login per refusal would mint a
+    # token every poll and use up a secret id limited to a number of uses.
+    d = stack.daemon
+    path = f"secret/metadata/{stack.foreign}/key"
+
+    def refusals() -> int:
+        return len([e for e in d.events("vault.permission_denied") if e["path"] == path])
+
+    seen = refusals()
+    wait(stack, lambda: refusals() >= seen + 3, "three more refusals (2 s polls)")
+    assert len(d.events("vault.login")) == 1
 
 
 def test_a_vault_sink_outside_the_policy_fails_the_rotation_and_writes_nothing(
