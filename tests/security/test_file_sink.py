@@ -12,7 +12,6 @@ non-file at the target, and a parent directory owned by another user.
 
 from __future__ import annotations
 
-import grp
 import os
 import stat
 from collections.abc import Iterator
@@ -28,16 +27,14 @@ from tests.sink_helpers import V1, V2
 
 Events = Any
 NOBODY = 65534
+DIRECTORY_GID = 4242
+"""A setgid directory's group: neither the daemon's nor the one the sink asks for."""
+WANTED_GID = 4343
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners and groups needs root")
 
 
 def sink_at(path: Path, **kw: Any) -> FileSink:
     return FileSink(FileSinkSettings(type="file", path=path, **kw))
-
-
-def other_group() -> grp.struct_group:
-    """A group that is neither the daemon's nor the configured one in these tests."""
-    return grp.getgrgid(4)  # adm on Debian; any non-zero gid with members would do
 
 
 @pytest.fixture
@@ -56,9 +53,8 @@ async def test_a_file_changing_group_is_private_until_it_has_its_group(
     # a reader that opened it in that moment keeps its descriptor.
     shared = tmp_path / "shared"
     shared.mkdir()
-    os.chown(shared, 0, other_group().gr_gid)
+    os.chown(shared, 0, DIRECTORY_GID)
     shared.chmod(0o2750)
-    wanted = grp.getgrgid(NOBODY)
     seen: list[tuple[int, int]] = []
     real_fchown = os.fchown
 
@@ -69,14 +65,14 @@ async def test_a_file_changing_group_is_private_until_it_has_its_group(
 
     monkeypatch.setattr(os, "fchown", spy_fchown)
     target = shared / "api-key"
-    await sink_at(target, group=wanted.gr_name, mode="0640").deliver(V1)
+    await sink_at(target, group=WANTED_GID, mode="0640").deliver(V1)
     monkeypatch.undo()
 
     ((gid_before, mode_before),) = seen
-    assert gid_before == other_group().gr_gid  # the directory's group, as set up
+    assert gid_before == DIRECTORY_GID  # born with the directory's group, as set up
     assert mode_before & 0o077 == 0, f"mode {mode_before:04o} before the group change"
     st = os.stat(target)
-    assert (st.st_gid, stat.S_IMODE(st.st_mode)) == (wanted.gr_gid, 0o640)
+    assert (st.st_gid, stat.S_IMODE(st.st_mode)) == (WANTED_GID, 0o640)
 
 
 async def test_a_hard_link_at_the_target_is_replaced_not_written_through(
