@@ -17,26 +17,56 @@ import structlog
 
 _BEARER = re.compile(r"(Bearer\s+)[^\s\"',}]+", re.IGNORECASE)
 _MIN_SECRET = 8
+_DIRECT_MAX = 32
+"""Up to this many secrets, each is looked for in turn (faster than a scan for few)."""
 
 
 class Redactor:
-    """Knows every secret value in play and takes them out of text."""
+    """Knows every secret value in play and takes them out of text.
+
+    A daemon of 10,000 tenants knows 10,000 keys: trying each one on every log line cost
+    about 2 ms a line. Beyond a few dozen secrets, lines are scanned once instead, looking
+    each window of ``_MIN_SECRET`` characters up in an index of the secrets' beginnings.
+    """
 
     def __init__(self) -> None:
         self._secrets: frozenset[str] = frozenset()
+        self._by_head: dict[str, tuple[str, ...]] = {}
+        """First ``_MIN_SECRET`` characters -> the secrets that start so, longest first."""
         self._lock = threading.Lock()
 
     def add(self, secret: str) -> None:
         # Very short values would blank out ordinary words; such a "key" is refused anyway.
         if len(secret) >= _MIN_SECRET and secret not in self._secrets:
             with self._lock:
+                head = secret[:_MIN_SECRET]
+                same = (*self._by_head.get(head, ()), secret)
+                # Readers only look values up: replacing one tuple is safe without the lock.
+                self._by_head[head] = tuple(sorted(same, key=len, reverse=True))
                 self._secrets = self._secrets | {secret}
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "[REDACTED]")
+        secrets = self._secrets
+        if len(secrets) <= _DIRECT_MAX:
+            for secret in secrets:
+                if secret in text:
+                    text = text.replace(secret, "[REDACTED]")
+        elif len(text) >= _MIN_SECRET:
+            text = self._scrub_indexed(text)
         return _BEARER.sub(r"\1[REDACTED]", text)
+
+    def _scrub_indexed(self, text: str) -> str:
+        index, parts, start, i = self._by_head, [], 0, 0
+        last = len(text) - _MIN_SECRET
+        while i <= last:
+            candidates = index.get(text[i : i + _MIN_SECRET])
+            found = candidates and next((s for s in candidates if text.startswith(s, i)), None)
+            if not found:
+                i += 1
+                continue
+            parts += [text[start:i], "[REDACTED]"]
+            i = start = i + len(found)
+        return "".join(parts) + text[start:] if parts else text
 
 
 REDACTOR = Redactor()
