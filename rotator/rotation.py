@@ -194,6 +194,15 @@ class Rotator:
                 key, state, cas, target, f"bad secret: {exc.field} {exc.reason}"
             )
         if expiry.at <= self.clock():
+            if not expiry.assumed:
+                # A declared expiry already past is a typo or a stale key: the field is at fault.
+                log.error(
+                    "key.bad_secret",
+                    key=key.name,
+                    version=target,
+                    field="expires_at",
+                    reason=f"is in the past ({expiry.at.isoformat()})",
+                )
             return await self._reject(
                 key, state, cas, target, f"expired at {expiry.at.isoformat()}"
             )
