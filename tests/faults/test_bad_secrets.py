@@ -4,8 +4,9 @@ others keep working.
 The daemon is a real ``rotator run`` subprocess against the session OpenBao and the Mistral
 stand-in, with a file sink per key. What an operator sees for a broken key:
 
-- a ``key.bad_secret`` log event naming the field at fault (``key.secret_missing`` when the
-  whole secret was deleted: no field is at fault then);
+- a ``key.bad_secret`` log event naming the field at fault, including an ``expires_at``
+  already in the past (``key.secret_missing`` when the whole secret was deleted: no field is
+  at fault then);
 - ``mistral_key_secret_error{key} 1`` (alert ``MistralKeySecretBroken``) when the key has no
   usable version at all, or its secret is gone; a broken *new* version of a key that works is
   a rejected rotation instead (``mistral_key_rotations_total{result="rejected"}``, alert
@@ -160,6 +161,9 @@ def test_broken_new_versions_and_a_deleted_secret_keep_the_working_key(stack: St
     assert [(e["field"], e["reason"]) for e in bad_secret_events(daemon, "new-inner-space")] == [
         ("api_key", "contains whitespace")
     ]
+    [past] = bad_secret_events(daemon, "new-expired")
+    assert (past["field"], past["version"]) == ("expires_at", 2)
+    assert past["reason"].startswith("is in the past (2021-06-30")
     rejected = {e["key"]: e["reason"] for e in daemon.events("key.rotation_rejected")}
     assert rejected["new-expired"].startswith("expired at 2021-06-30")
     assert stack.standin.count(expired) == 0, "an expired key was sent to Mistral"
