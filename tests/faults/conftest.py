@@ -6,57 +6,16 @@ The suite runs in about three minutes on two cores; the tests marked ``slow`` (t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import hvac
 import pytest
 
 from rotator.demo.standin import MistralStandIn
+from tests.faults.servers import SealableOpenBao, wait_kv_writable
 from tests.faults.tools import Stack
 from tests.fixtures.daemon import KeyKit
-from tests.fixtures.openbao import _RAFT_CONFIG, OpenBaoServer
-
-
-class SealableOpenBao(OpenBaoServer):
-    """Raft storage unsealed with a Shamir key: once sealed it stays sealed until
-    :meth:`unseal` (the shared fixture's static seal unseals itself within seconds)."""
-
-    @classmethod
-    def shamir(cls, workdir: Path) -> SealableOpenBao:
-        server = cls(workdir, persistent=True)
-        (workdir / "raft").mkdir(parents=True, exist_ok=True)
-        config = _RAFT_CONFIG.split('seal "static"')[0].format(
-            data=workdir / "raft", port=server.port, cluster_port=server.port + 1
-        )
-        (workdir / "server.hcl").write_text(config, encoding="utf-8")
-        server.start()
-        return server
-
-    def _initialize(self) -> None:
-        answer = hvac.Client(url=self.url, token="").sys.initialize(
-            secret_shares=1, secret_threshold=1
-        )
-        self.root_token = answer["root_token"]
-        self.recovery_key = answer["keys"][0]  # what unseal() submits
-        self.client().sys.submit_unseal_key(self.recovery_key)
-        self.wait_ready()
-        self.client().sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
-
-
-def wait_kv_writable(server: OpenBaoServer, timeout: float = 15) -> None:
-    """A fresh KV v2 mount refuses writes for a moment ("upgrading to versioned data")."""
-    kv = server.client().secrets.kv.v2
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            kv.create_or_update_secret(path="faults-probe", secret={"ready": "yes"})
-            return
-        except hvac.exceptions.InvalidRequest:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+from tests.fixtures.openbao import OpenBaoServer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,7 +41,6 @@ def sealable_stack(
     """A persistent OpenBao of the test's own that stays sealed when sealed."""
     server = SealableOpenBao.shamir(tmp_path_factory.mktemp("openbao-shamir"))
     try:
-        wait_kv_writable(server)
         world = Stack(server, mistral, KeyKit(server, mistral, "mistral/faults"), tmp_path)
         try:
             yield world
