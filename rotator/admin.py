@@ -38,9 +38,10 @@ from rotator.admin_models import (
     RotationOut,
 )
 from rotator.errors import RotatorError, VaultError
+from rotator.keyview import KeyView
 from rotator.logs import get_logger
 from rotator.rotation import RotationResult
-from rotator.service import KeyBusy, KeyView
+from rotator.service import KeyBusy
 
 if TYPE_CHECKING:
     from rotator.daemon import App

@@ -19,6 +19,7 @@ from rotator.config import Settings
 from rotator.domain import SecretVersion, Status, Verification
 from rotator.errors import BadSecret, RotatorError, SecretNotFound, VaultError
 from rotator.expiry import Band, Expiry, band, compute_expiry
+from rotator.keyview import KeyView
 from rotator.logs import get_logger
 from rotator.metrics import Metrics
 from rotator.ports import SecretStore, Verifier
@@ -33,50 +34,6 @@ class KeyBusy(RotatorError):
 
 class UnknownKey(RotatorError):
     """No managed key has that name."""
-
-
-@dataclass(frozen=True)
-class KeyView:
-    """The last known state of one key, as the API, the CLI and the metrics show it."""
-
-    name: str
-    status: Status = Status.UNKNOWN
-    active_version: int | None = None
-    latest_version: int | None = None
-    expires_at: datetime | None = None
-    expiry_assumed: bool | None = None
-    last_check_at: datetime | None = None
-    last_rotation_at: datetime | None = None
-    fingerprint: str | None = None
-    problem: str | None = None
-    """Why the key cannot be read or verified, when it cannot (never the key itself)."""
-    last_result: str | None = None
-    previous_still_valid: bool | None = None
-
-    def days_left(self, now: datetime) -> float | None:
-        if self.expires_at is None:
-            return None
-        return round((self.expires_at - now).total_seconds() / 86400, 2)
-
-    def as_dict(self, now: datetime) -> dict[str, Any]:
-        def iso(d: datetime | None) -> str | None:
-            return d.isoformat() if d else None
-
-        return {
-            "name": self.name,
-            "status": self.status.value,
-            "active_version": self.active_version,
-            "latest_version": self.latest_version,
-            "expires_at": iso(self.expires_at),
-            "expiry_assumed": self.expiry_assumed,
-            "days_left": self.days_left(now),
-            "last_check_at": iso(self.last_check_at),
-            "last_rotation_at": iso(self.last_rotation_at),
-            "fingerprint": self.fingerprint,
-            "problem": self.problem,
-            "last_result": self.last_result,
-            "previous_still_valid": self.previous_still_valid,
-        }
 
 
 @dataclass
