@@ -1,7 +1,10 @@
 """Fixtures of the fault-injection suite (``tests/faults``).
 
-The suite runs in about three minutes on two cores; the tests marked ``slow`` (the
-20-times SIGKILL loop) take most of it: ``pytest tests/faults -m "not slow"`` leaves them out.
+One file per neighbour of the daemon (Vault, Mistral, sinks, its own process, the data in
+Vault); every test runs the real daemon as a subprocess. The whole suite takes about 2 min
+45 s on two cores; the tests marked ``slow`` (the 20-times SIGKILL loop, a SIGTERM that
+outlasts the grace period) take about 70 s of it: ``pytest tests/faults -m "not slow"``
+leaves them out. ``FAULTS_SEED=N`` replays the SIGKILL loop's random kill delays.
 """
 
 from __future__ import annotations
