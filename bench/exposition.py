@@ -1,0 +1,57 @@
+"""``/metrics`` at N keys, rendered in this process: size and time of one exposition.
+
+Every per-key series is set as in a daemon that has verified and rotated each key, so the
+exposition is as large as it gets; the render is what the metrics endpoint does per scrape.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+from prometheus_client import generate_latest
+
+from rotator.domain import Status
+from rotator.metrics import Metrics
+
+
+@dataclass(frozen=True)
+class Exposition:
+    keys: int
+    bytes: int
+    lines: int
+    render_ms: float
+    """Median of ``repeat`` renders."""
+
+
+def populated(keys: int) -> Metrics:
+    metrics = Metrics()
+    now = time.time()
+    for i in range(keys):
+        name = f"tenant-{i:05d}"
+        metrics.add_key(name)
+        metrics.set_status(name, Status.VALID)
+        for gauge in (
+            metrics.expiry,
+            metrics.last_check,
+            metrics.last_rotation,
+        ):
+            gauge.labels(key=name).set(now)
+        for gauge in (metrics.active_version, metrics.latest_version):
+            gauge.labels(key=name).set(1)
+        for gauge in (metrics.expiry_assumed, metrics.previous_still_valid):
+            gauge.labels(key=name).set(0)
+        metrics.rotations.labels(key=name, result="rotated").inc()
+    metrics.keys_managed.set(keys)
+    return metrics
+
+
+def measure(keys: int, repeat: int = 5) -> Exposition:
+    metrics = populated(keys)
+    times, body = [], b""
+    for _ in range(repeat):
+        started = time.perf_counter()
+        body = generate_latest(metrics.registry)
+        times.append((time.perf_counter() - started) * 1000)
+    return Exposition(keys, len(body), body.count(b"\n"), statistics.median(times))
