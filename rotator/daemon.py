@@ -13,14 +13,13 @@ from threading import Thread
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import start_http_server
-
 from rotator import __version__
 from rotator.admin_server import AdminServer
 from rotator.config import Settings, check_plain_http
 from rotator.discovery import Discovery
 from rotator.logs import get_logger
 from rotator.metrics import Metrics
+from rotator.metrics_http import start_metrics_server as serve_metrics
 from rotator.ports import Sink
 from rotator.rotation import ManagedKey
 from rotator.scheduler import build_scheduler
@@ -92,7 +91,7 @@ def _split(listen: str) -> tuple[str, int]:
 
 def start_metrics_server(app: App) -> tuple[WSGIServer, Thread]:
     host, port = _split(app.settings.server.metrics_listen)
-    server, thread = start_http_server(port, addr=host, registry=app.metrics.registry)
+    server, thread = serve_metrics(app.metrics, host, port)
     log.info("metrics.listening", address=f"{host}:{server.server_port}")
     return server, thread
 

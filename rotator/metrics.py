@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
 from rotator import __version__
 from rotator.domain import Status
+from rotator.keyseries import KeyFamily
 
 ROTATION_RESULTS = ("rotated", "rejected", "failed", "rolled_back")
 COMPONENTS = ("vault", "mistral", "sink", "scheduler")
@@ -17,62 +21,42 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.expiry = Gauge(
-            "mistral_key_expiry_timestamp_seconds",
-            "Expiry of the active version (Unix seconds).",
-            ["key"],
-            registry=r,
+        self._per_key: list[KeyFamily] = []
+        self.expiry = self._key_gauge(
+            "mistral_key_expiry_timestamp_seconds", "Expiry of the active version (Unix seconds)."
         )
-        self.expiry_assumed = Gauge(
+        self.expiry_assumed = self._key_gauge(
             "mistral_key_expiry_assumed",
             "1 when no expiry was recorded and creation + max_lifetime_days was assumed.",
-            ["key"],
-            registry=r,
         )
-        self.valid = Gauge(
-            "mistral_key_valid",
-            "1 when the last definite verification said valid.",
-            ["key"],
-            registry=r,
+        self.valid = self._key_gauge(
+            "mistral_key_valid", "1 when the last definite verification said valid."
         )
-        self.status = Gauge(
-            "mistral_key_status", "1 for the key's current status.", ["key", "status"], registry=r
+        self.status = self._key_gauge(
+            "mistral_key_status", "1 for the key's current status.", "status"
         )
-        self.last_check = Gauge(
-            "mistral_key_last_check_timestamp_seconds",
-            "Last verification attempt (Unix seconds).",
-            ["key"],
-            registry=r,
+        self.last_check = self._key_gauge(
+            "mistral_key_last_check_timestamp_seconds", "Last verification attempt (Unix seconds)."
         )
-        self.active_version = Gauge(
-            "mistral_key_active_version",
-            "Vault version delivered to the sinks.",
-            ["key"],
-            registry=r,
+        self.active_version = self._key_gauge(
+            "mistral_key_active_version", "Vault version delivered to the sinks."
         )
-        self.latest_version = Gauge(
-            "mistral_key_latest_version", "Newest live version in Vault.", ["key"], registry=r
+        self.latest_version = self._key_gauge(
+            "mistral_key_latest_version", "Newest live version in Vault."
         )
-        self.rotations = Counter(
-            "mistral_key_rotations", "Rotations by result.", ["key", "result"], registry=r
+        self.rotations = self._key_family(
+            KeyFamily("mistral_key_rotations", "Rotations by result.", ("key", "result"), "counter")
         )
-        self.last_rotation = Gauge(
-            "mistral_key_last_rotation_timestamp_seconds",
-            "When the active version last changed.",
-            ["key"],
-            registry=r,
+        self.last_rotation = self._key_gauge(
+            "mistral_key_last_rotation_timestamp_seconds", "When the active version last changed."
         )
-        self.previous_still_valid = Gauge(
+        self.previous_still_valid = self._key_gauge(
             "mistral_key_previous_still_valid",
             "1 while the replaced key still works: delete it in Mistral's console.",
-            ["key"],
-            registry=r,
         )
-        self.secret_error = Gauge(
+        self.secret_error = self._key_gauge(
             "mistral_key_secret_error",
             "1 while the key's Vault secret is missing, unreadable or malformed.",
-            ["key"],
-            registry=r,
         )
         self.verify_duration = Histogram(
             "mistral_key_verify_duration_seconds",
@@ -94,11 +78,35 @@ class Metrics:
         self.build_info.labels(version=__version__).set(1)
         for component in COMPONENTS:
             self.errors.labels(component=component)
+        self._fleet: list[Collector] = [
+            self.verify_duration,
+            self.vault_up,
+            self.vault_token_expiry,
+            self.errors,
+            self.keys_managed,
+            self.build_info,
+        ]
+
+    def _key_gauge(self, name: str, documentation: str, *more: str) -> KeyFamily:
+        return self._key_family(KeyFamily(name, documentation, ("key", *more), "gauge"))
+
+    def _key_family(self, family: KeyFamily) -> KeyFamily:
+        self.registry.register(family)
+        self._per_key.append(family)
+        return family
+
+    def exposition(self) -> bytes:
+        """``/metrics`` in the text format: what :func:`generate_latest` of the registry
+        gives, in a fraction of the time at thousands of keys."""
+        out = [generate_latest(_Collectors(self._fleet)).decode()]
+        for family in self._per_key:
+            family.render(out)
+        return "".join(out).encode()
 
     def add_key(self, key: str) -> None:
         """Create the key's series so that alerts see zeros, not absence."""
         for result in ROTATION_RESULTS:
-            self.rotations.labels(key=key, result=result)
+            self.rotations.labels(key=key, result=result).inc(0)
         self.set_status(key, Status.UNKNOWN)
         self.secret_error.labels(key=key).set(0)
 
@@ -128,6 +136,17 @@ class Metrics:
             self.valid.labels(key=key).set(1 if status is Status.VALID else 0)
 
 
-def _remove(metric: Gauge | Counter, *labels: str) -> None:
+class _Collectors:
+    """The fleet-wide metrics alone, for :func:`generate_latest`."""
+
+    def __init__(self, collectors: list[Collector]) -> None:
+        self._collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self._collectors:
+            yield from collector.collect()
+
+
+def _remove(metric: KeyFamily, *labels: str) -> None:
     with contextlib.suppress(KeyError):
         metric.remove(*labels)
