@@ -192,6 +192,9 @@ class ServerSettings(_Model):
     admin_token_file: Path | None = None
     """Without it, ``$ROTATOR_ADMIN_TOKEN``."""
     admin_insecure_loopback: bool = False
+    metrics_per_key: Literal["full", "compact"] = "full"
+    """``compact`` (for thousands of keys): status as one ``mistral_key_status_code`` series;
+    load deploy/prometheus/alerts-compact.yml instead of alerts.yml."""
 
 
 class RotationSettings(_Model):

@@ -53,7 +53,7 @@ class App:
 
 
 def build_app(settings: Settings, *, with_sinks: bool = True) -> App:
-    metrics = Metrics()
+    metrics = Metrics(compact=settings.server.metrics_per_key == "compact")
     store = VaultStore(settings.vault, metrics)
     verifier = MistralVerifier(settings.mistral, metrics)
     owner = f"{socket.gethostname()}:{os.getpid()}"

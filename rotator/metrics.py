@@ -17,9 +17,29 @@ ROTATION_RESULTS = ("rotated", "rejected", "failed", "rolled_back")
 COMPONENTS = ("vault", "mistral", "sink", "scheduler")
 
 
+STATUS_CODES = {
+    Status.VALID: 0,
+    Status.INVALID: 1,
+    Status.BILLING_BLOCKED: 2,
+    Status.FORBIDDEN: 3,
+    Status.MODEL_UNAVAILABLE: 4,
+    Status.RATE_LIMITED: 5,
+    Status.UNREACHABLE: 6,
+    Status.UNKNOWN: 7,
+}
+"""``mistral_key_status_code`` in compact mode; 5 and above say nothing about the key.
+Fixed numbers: alert rules depend on them."""
+
+
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    """``compact``: a key's status as one ``mistral_key_status_code`` series instead of one
+    ``mistral_key_status`` series per status, and rotation counters other than
+    ``rejected`` (the alerted one) only once they count something: 11 series a key, not 21
+    (``server.metrics_per_key``, for fleets of thousands of keys)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, compact: bool = False) -> None:
         self.registry = registry or CollectorRegistry()
+        self.compact = compact
         r = self.registry
         self._per_key: list[KeyFamily] = []
         self.expiry = self._key_gauge(
@@ -32,9 +52,18 @@ class Metrics:
         self.valid = self._key_gauge(
             "mistral_key_valid", "1 when the last definite verification said valid."
         )
-        self.status = self._key_gauge(
-            "mistral_key_status", "1 for the key's current status.", "status"
+        status = KeyFamily(
+            "mistral_key_status", "1 for the key's current status.", ("key", "status"), "gauge"
         )
+        code = KeyFamily(
+            "mistral_key_status_code",
+            "The key's current status as a number: 0 valid, 1 invalid, 2 billing_blocked, "
+            "3 forbidden, 4 model_unavailable, 5 rate_limited, 6 unreachable, 7 unknown.",
+            ("key",),
+            "gauge",
+        )
+        self.status = status if compact else self._key_family(status)
+        self.status_code = self._key_family(code) if compact else code
         self.last_check = self._key_gauge(
             "mistral_key_last_check_timestamp_seconds", "Last verification attempt (Unix seconds)."
         )
@@ -105,7 +134,7 @@ class Metrics:
 
     def add_key(self, key: str) -> None:
         """Create the key's series so that alerts see zeros, not absence."""
-        for result in ROTATION_RESULTS:
+        for result in ("rejected",) if self.compact else ROTATION_RESULTS:
             self.rotations.labels(key=key, result=result).inc(0)
         self.set_status(key, Status.UNKNOWN)
         self.secret_error.labels(key=key).set(0)
@@ -121,6 +150,7 @@ class Metrics:
             self.last_rotation,
             self.previous_still_valid,
             self.secret_error,
+            self.status_code,
         ):
             with contextlib.suppress(KeyError):
                 gauge.remove(key)
@@ -130,8 +160,11 @@ class Metrics:
             _remove(self.rotations, key, result)
 
     def set_status(self, key: str, status: Status) -> None:
-        for s in Status:
-            self.status.labels(key=key, status=s.value).set(1 if s is status else 0)
+        if self.compact:
+            self.status_code.labels(key=key).set(STATUS_CODES[status])
+        else:
+            for s in Status:
+                self.status.labels(key=key, status=s.value).set(1 if s is status else 0)
         if not status.is_transient:
             self.valid.labels(key=key).set(1 if status is Status.VALID else 0)
 

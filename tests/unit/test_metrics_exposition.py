@@ -115,3 +115,39 @@ def test_served_over_http_plain_and_gzipped(served: tuple[Metrics, str]) -> None
         assert raw.headers["content-encoding"] == "gzip"
         assert samples(raw.text) == samples(plain.text)
     assert httpx.post(url).status_code == 405
+
+
+def test_compact_mode_has_one_status_series_a_key_with_a_fixed_code() -> None:
+    metrics = Metrics(compact=True)
+    metrics.add_key("alpha")
+    sample = metrics.registry.get_sample_value
+    assert sample("mistral_key_status_code", {"key": "alpha"}) == 7  # unknown
+    metrics.set_status("alpha", Status.BILLING_BLOCKED)
+    assert sample("mistral_key_status_code", {"key": "alpha"}) == 2
+    assert sample("mistral_key_valid", {"key": "alpha"}) == 0
+    text = metrics.exposition().decode()
+    assert "mistral_key_status{" not in text
+    assert samples(text) == samples(generate_latest(metrics.registry).decode())
+
+
+def test_compact_mode_creates_only_the_alerted_rotation_counter_up_front() -> None:
+    metrics = Metrics(compact=True)
+    metrics.add_key("alpha")
+    sample = metrics.registry.get_sample_value
+    assert sample("mistral_key_rotations_total", {"key": "alpha", "result": "rejected"}) == 0
+    assert sample("mistral_key_rotations_total", {"key": "alpha", "result": "rotated"}) is None
+    metrics.rotations.labels(key="alpha", result="rotated").inc()
+    assert sample("mistral_key_rotations_total", {"key": "alpha", "result": "rotated"}) == 1
+    metrics.remove_key("alpha")
+    assert 'key="alpha"' not in metrics.exposition().decode()
+
+
+def test_compact_mode_trims_the_series_of_a_new_key() -> None:
+    def per_key(metrics: Metrics) -> int:
+        metrics.add_key("alpha")
+        return sum(1 for s in samples(metrics.exposition().decode()) if ("key", "alpha") in s[1])
+
+    # A new key: 8 status series, 4 rotation counters, the secret error flag; compact: the
+    # status code, the rejected counter, the flag. Other gauges come as the key is checked.
+    assert per_key(Metrics()) == 13
+    assert per_key(Metrics(compact=True)) == 3
