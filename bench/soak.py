@@ -58,6 +58,7 @@ GAP_S = (1.0, 4.0)
 PROCESS_FAULTS_UNTIL = 0.6
 """Share of the run after which the daemon is no longer killed, so that its last life is long
 enough for the RSS at its start and end to say something."""
+SAMPLE_S = 30
 _KEY_VALUE = re.compile(r"[0-9a-f]{32}")
 VAULT_BUSY = (hvac.exceptions.VaultError, requests.exceptions.RequestException)
 """What a direct Vault call of the harness raises while Vault is sealed or restarting."""
@@ -78,6 +79,8 @@ class Life:
     started: float
     rss_start: float | None = None
     rss_end: float | None = None
+    samples: list[float] = field(default_factory=list)
+    """RSS every SAMPLE_S seconds after the first 15."""
     ended: float | None = None
 
 
@@ -94,6 +97,7 @@ class Soak:
     keys: int
     minutes: float
     seed: int
+    with_faults: bool = True
     faults: collections.Counter[str] = field(default_factory=collections.Counter)
     lives: list[Life] = field(default_factory=list)
     active: list[Active] = field(default_factory=list)
@@ -199,12 +203,19 @@ class Soak:
     def note_rss(self) -> None:
         life = self.lives[-1]
         process = life.daemon._process
-        if life.rss_start is None and process and time.monotonic() - life.started > 15:
+        age = time.monotonic() - life.started
+        if process is None or age < 15:
+            return
+        if life.rss_start is None:
             life.rss_start = rss_mib(process.pid)
+        if age >= 15 + SAMPLE_S * len(life.samples):
+            life.samples.append(rss_mib(process.pid))
 
     # --- faults ----------------------------------------------------------------------------
 
     def inject(self, progress: float) -> None:
+        if not self.with_faults:
+            return
         kinds = [k for k in FAULTS if k not in {a.kind for a in self.active}]
         if progress > PROCESS_FAULTS_UNTIL:
             kinds = [k for k in kinds if not k.startswith("daemon")]
@@ -527,6 +538,8 @@ def report(soak: Soak, behind: list[str], leaked: int, took: float) -> None:
         f"{life_s / 60:.1f} min: "
         f"{last.rss_start or float('nan'):.1f} -> {last.rss_end or float('nan'):.1f} MiB"
     )
+    curve = " ".join(f"{mib:.0f}" for mib in last.samples)
+    print(f"RSS of the last process every {SAMPLE_S} s (MiB): {curve}")
     agreed = soak.keys - len(behind)
     print(
         f"end: {agreed}/{soak.keys} keys agree (state = file = http sink = newest version)"
@@ -542,10 +555,13 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--keys", type=int, default=100)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--no-faults", action="store_true", help="only stage new versions: a baseline for RSS"
+    )
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     with tempfile.TemporaryDirectory(prefix="rotator-soak-") as tmp:
-        soak = Soak(Path(tmp), args.keys, args.minutes, seed)
+        soak = Soak(Path(tmp), args.keys, args.minutes, seed, with_faults=not args.no_faults)
         started = time.monotonic()
         try:
             soak.setup()
