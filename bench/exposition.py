@@ -1,7 +1,8 @@
 """``/metrics`` at N keys, rendered in this process: size and time of one exposition.
 
 Every per-key series is set as in a daemon that has verified and rotated each key, so the
-exposition is as large as it gets; the render is what the metrics endpoint does per scrape.
+exposition is as large as it gets; ``Metrics.exposition`` is what the daemon's metrics
+endpoint renders per scrape (before compression).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from prometheus_client import generate_latest
-
 from rotator.domain import Status
 from rotator.metrics import Metrics
 
@@ -19,14 +18,15 @@ from rotator.metrics import Metrics
 @dataclass(frozen=True)
 class Exposition:
     keys: int
+    compact: bool
     bytes: int
     lines: int
     render_ms: float
     """Median of ``repeat`` renders."""
 
 
-def populated(keys: int) -> Metrics:
-    metrics = Metrics()
+def populated(keys: int, *, compact: bool = False) -> Metrics:
+    metrics = Metrics(compact=compact)
     now = time.time()
     for i in range(keys):
         name = f"tenant-{i:05d}"
@@ -47,11 +47,11 @@ def populated(keys: int) -> Metrics:
     return metrics
 
 
-def measure(keys: int, repeat: int = 5) -> Exposition:
-    metrics = populated(keys)
+def measure(keys: int, *, compact: bool = False, repeat: int = 5) -> Exposition:
+    metrics = populated(keys, compact=compact)
     times, body = [], b""
     for _ in range(repeat):
         started = time.perf_counter()
-        body = generate_latest(metrics.registry)
+        body = metrics.exposition()
         times.append((time.perf_counter() - started) * 1000)
-    return Exposition(keys, len(body), body.count(b"\n"), statistics.median(times))
+    return Exposition(keys, compact, len(body), body.count(b"\n"), statistics.median(times))

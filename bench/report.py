@@ -84,8 +84,9 @@ class Table:
         )
 
     def exposition(self, e: Exposition) -> None:
+        mode = "compact" if e.compact else "full"
         self._add(
-            f"/metrics render in-process, {_n(e.keys)} keys",
+            f"/metrics render in-process, {_n(e.keys)} keys, metrics_per_key {mode}",
             f"{e.render_ms:.0f} ms, {e.bytes / 2**20:.1f} MiB, {e.lines:,} lines",
             "< 250 ms" if e.keys >= 10000 else "",
             e.render_ms < 250,

@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--samples", type=int, default=20, help="propagation samples")
     parser.add_argument(
-        "--observe", type=float, default=65, help="seconds to watch each daemon after start"
+        "--observe", type=float, default=40, help="seconds to watch each daemon after start"
     )
     parser.add_argument(
         "--agent-default-samples",
@@ -126,6 +126,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             done()
         done = _step(f"/metrics rendered at {max(args.keys)} keys")
         table.exposition(exposition.measure(max(args.keys)))
+        table.exposition(exposition.measure(max(args.keys), compact=True))
         done()
         done = _step(f"propagation, {args.samples} samples each")
         table.propagation(
