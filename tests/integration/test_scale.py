@@ -4,7 +4,8 @@ on Mistral stays within the configured bounds.
 ``test_discovery.py`` covers 200 discovered keys, a tenant added and one deleted while the
 daemon runs, and the request rate. These add, for a running daemon rather than the verifier
 alone: a 429's Retry-After pauses every tenant, the concurrency limit holds, and later
-verifications are spread over ``verify_interval`` instead of firing together.
+verifications are spread over ``verify_interval`` instead of firing together; and a
+daemon with ``server.metrics_per_key: compact`` exports one status series a tenant.
 """
 
 from __future__ import annotations
@@ -138,3 +139,37 @@ def test_later_verifications_are_spread_over_the_verify_interval(
     # interval and no second holds more than a fraction of them.
     assert span >= interval / 2, f"60 checks within {span:.1f}s"
     assert busiest <= tenants // 3, f"{busiest} checks within one second"
+
+
+def test_compact_metrics_give_each_tenant_one_status_series(
+    openbao: OpenBaoServer, mistral: MistralStandIn, kv_prefix: str, tmp_path: Path
+) -> None:
+    kit = KeyKit(openbao, mistral, kv_prefix)
+    kit.put("tenant-good", "valid")
+    kit.put("tenant-unpaid", "billing")
+    token = "admin-" + secrets.token_hex(8)
+    config = daemon_config(
+        tmp_path,
+        openbao,
+        mistral,
+        kit,
+        [],
+        admin_token_file=write_private(tmp_path / "admin-token", token),
+        server={"metrics_per_key": "compact"},
+    )
+    config["discover"] = {"prefix": kit.prefix}
+    daemon = DaemonProcess(tmp_path, config, token=token).start()
+    try:
+        daemon.wait_until(
+            lambda: daemon.metric("mistral_key_status_code", key="tenant-unpaid") == 2,
+            30,
+            "the billing-blocked tenant's code",
+        )
+        assert daemon.metric("mistral_key_status_code", key="tenant-good") == 0
+        assert daemon.metric("mistral_key_status", key="tenant-good") is None
+        assert daemon.metric("mistral_key_valid", key="tenant-unpaid") == 0
+        assert (
+            daemon.metric("mistral_key_rotations_total", key="tenant-good", result="rejected") == 0
+        )
+    finally:
+        daemon.stop()
