@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="1,000 keys, 5 samples, 25 s of watching: about a minute and a half",
+        help="1,000 keys, 5 samples, 25 s of watching: about a minute",
     )
     parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir)")
     args = parser.parse_args(argv)
