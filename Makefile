@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration e2e system-deps bench clean
+.PHONY: demo test lint unit faults soak system-deps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -41,3 +41,10 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+
+# Faults only (about 3 minutes), and a long soak with random faults (default 10 minutes).
+faults: $(STAMP)
+	$(BIN)/pytest -q tests/faults
+
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
