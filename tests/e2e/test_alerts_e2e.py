@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from rotator.demo.standin import MistralStandIn
-from tests.fixtures.daemon import DaemonProcess, KeyKit, assert_no_key_in, daemon_config
-from tests.fixtures.openbao import OpenBaoServer, write_private
+from tests.fixtures.daemon import DaemonProcess, KeyKit, assert_no_key_in, configured_daemon
+from tests.fixtures.openbao import OpenBaoServer
 from tests.fixtures.prometheus import Alert, AlertWebhook, PrometheusFactory
 
 pytestmark = pytest.mark.e2e
@@ -85,17 +85,14 @@ def test_expiring_and_revoked_keys_page_then_resolve_after_staging(
     in_five_days = (datetime.now(UTC) + timedelta(days=5)).isoformat()
     kit.put("expiring", "valid", expires_at=in_five_days)
     kit.put("revoked", "invalid", expires_at="2099-01-01")
-    token = "admin-" + secrets.token_hex(8)
-    config = daemon_config(
+    daemon = configured_daemon(
         tmp_path,
         openbao,
         mistral,
         kit,
         ["expiring", "revoked"],
-        admin_token_file=write_private(tmp_path / "admin-token", token),
         schedule={"poll_interval": "1s", "verify_interval": "2s"},
-    )
-    daemon = DaemonProcess(tmp_path, config, token=token).start()
+    ).start()
     try:
         target = daemon.metrics_url.removeprefix("http://")
         prometheus_factory.start(

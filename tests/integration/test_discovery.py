@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 from rotator.demo.standin import MistralStandIn
-from tests.fixtures.daemon import DaemonProcess, KeyKit, assert_no_key_in, daemon_config
-from tests.fixtures.openbao import OpenBaoServer, write_private
+from tests.fixtures.daemon import KeyKit, assert_no_key_in, configured_daemon
+from tests.fixtures.openbao import OpenBaoServer
 
 TENANTS = 200
 RATE = 40
@@ -30,22 +29,19 @@ def test_discovers_200_tenants_follows_adds_and_deletes_within_the_rate_limit(
     for i in range(TENANTS):
         kit.put(f"tenant-{i:03d}", "valid")
     kit.put("Not_A_Valid_Name", "valid")
-    token = "admin-" + secrets.token_hex(8)
-    config = daemon_config(
+    daemon = configured_daemon(
         tmp_path,
         openbao,
         mistral,
         kit,
         [],
-        admin_token_file=write_private(tmp_path / "admin-token", token),
         schedule={"poll_interval": "2s", "verify_interval": "1h"},
-    )
-    config["mistral"]["max_requests_per_second"] = RATE
-    config["discover"] = {
-        "prefix": kit.prefix,
-        "sinks": [{"type": "file", "path": str(tmp_path / "sinks" / "{name}.key")}],
-    }
-    daemon = DaemonProcess(tmp_path, config, token=token).start()
+        mistral={"max_requests_per_second": RATE},
+        discover={
+            "prefix": kit.prefix,
+            "sinks": [{"type": "file", "path": str(tmp_path / "sinks" / "{name}.key")}],
+        },
+    ).start()
     try:
         daemon.wait_until(
             lambda: daemon.metric("rotator_keys_managed") == TENANTS, 30, "200 keys managed"
@@ -87,17 +83,9 @@ def test_a_name_both_configured_and_discovered_stops_start_up(
 ) -> None:
     kit = KeyKit(openbao, mistral, kv_prefix)
     kit.put("shared", "valid")
-    token = "admin-" + secrets.token_hex(8)
-    config = daemon_config(
-        tmp_path,
-        openbao,
-        mistral,
-        kit,
-        ["shared"],
-        admin_token_file=write_private(tmp_path / "admin-token", token),
+    daemon = configured_daemon(
+        tmp_path, openbao, mistral, kit, ["shared"], discover={"prefix": kit.prefix}
     )
-    config["discover"] = {"prefix": kit.prefix}
-    daemon = DaemonProcess(tmp_path, config, token=token)
     try:
         daemon.start(timeout=20)
     except RuntimeError as exc:

@@ -10,13 +10,12 @@ daemon with ``server.metrics_per_key: compact`` exports one status series a tena
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
 from rotator.demo.standin import MistralStandIn
-from tests.fixtures.daemon import DaemonProcess, KeyKit, assert_no_key_in, daemon_config
-from tests.fixtures.openbao import OpenBaoServer, write_private
+from tests.fixtures.daemon import DaemonProcess, KeyKit, assert_no_key_in, configured_daemon
+from tests.fixtures.openbao import OpenBaoServer
 
 
 def _fleet_daemon(
@@ -29,19 +28,16 @@ def _fleet_daemon(
     schedule: dict[str, Any] | None = None,
 ) -> DaemonProcess:
     """A daemon discovering every tenant under ``kit.prefix`` (no static keys)."""
-    token = "admin-" + secrets.token_hex(8)
-    config = daemon_config(
+    return configured_daemon(
         tmp_path,
         openbao,
         mistral,
         kit,
         [],
-        admin_token_file=write_private(tmp_path / "admin-token", token),
         schedule=schedule,
-    )
-    config["mistral"].update(mistral_settings)
-    config["discover"] = {"prefix": kit.prefix}
-    return DaemonProcess(tmp_path, config, token=token).start()
+        mistral=mistral_settings,
+        discover={"prefix": kit.prefix},
+    ).start()
 
 
 def _all_valid(daemon: DaemonProcess, count: int) -> bool:
@@ -147,18 +143,15 @@ def test_compact_metrics_give_each_tenant_one_status_series(
     kit = KeyKit(openbao, mistral, kv_prefix)
     kit.put("tenant-good", "valid")
     kit.put("tenant-unpaid", "billing")
-    token = "admin-" + secrets.token_hex(8)
-    config = daemon_config(
+    daemon = configured_daemon(
         tmp_path,
         openbao,
         mistral,
         kit,
         [],
-        admin_token_file=write_private(tmp_path / "admin-token", token),
         server={"metrics_per_key": "compact"},
-    )
-    config["discover"] = {"prefix": kit.prefix}
-    daemon = DaemonProcess(tmp_path, config, token=token).start()
+        discover={"prefix": kit.prefix},
+    ).start()
     try:
         daemon.wait_until(
             lambda: daemon.metric("mistral_key_status_code", key="tenant-unpaid") == 2,
