@@ -13,7 +13,6 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,12 @@ from rotator.demo.standin import MistralStandIn
 from tests.fixtures.daemon import (
     DaemonProcess,
     KeyKit,
+    Stack,
     assert_no_key_in,
     daemon_config,
     seeded,
+    seeded_stack,
     sink_file,
-    start_daemon,
 )
 from tests.fixtures.openbao import OpenBaoServer
 
@@ -64,24 +64,12 @@ FIELDS = {
 }
 
 
-@dataclass
-class Stack:
-    daemon: DaemonProcess
-    kit: KeyKit
-    standin: MistralStandIn
-    first: dict[str, str]
-    """The value of each key's version 1."""
-
-
 @pytest.fixture(scope="module")
 def stack(openbao: OpenBaoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with MistralStandIn() as standin:
-        kit = KeyKit(openbao, standin, f"mistral/admin-api-{uuid.uuid4().hex[:8]}")
-        first = {name: kit.put(name, expires_at=EXPIRES)[1] for name in NAMES}
-        workdir = tmp_path_factory.mktemp("admin-api")
-        daemon = start_daemon(workdir, openbao, standin, kit, NAMES)
-        yield Stack(daemon, kit, standin, first)
-        assert daemon.stop() == 0, daemon.tail()
+    workdir = tmp_path_factory.mktemp("admin-api")
+    with seeded_stack(openbao, workdir, "admin-api", NAMES, EXPIRES) as stack:
+        yield stack
+        assert stack.daemon.stop() == 0, stack.daemon.tail()
 
 
 def sink(stack: Stack, name: str) -> str:

@@ -9,38 +9,28 @@ import pty
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from rotator.demo.standin import MistralStandIn
-from tests.fixtures.daemon import DaemonProcess, KeyKit, assert_no_key_in, sink_file, start_daemon
+from tests.fixtures.daemon import (
+    Stack,
+    assert_no_key_in,
+    seeded_stack,
+    sink_file,
+)
 from tests.fixtures.openbao import OpenBaoServer, write_private
 
 EXPIRES = (datetime.now(UTC) + timedelta(days=200)).date().isoformat()
 NAMES = ("cli-a", "cli-b", "cli-rot", "cli-solo")
 
 
-@dataclass
-class Stack:
-    daemon: DaemonProcess
-    kit: KeyKit
-    standin: MistralStandIn
-    first: dict[str, str]
-
-
 @pytest.fixture(scope="module")
 def stack(openbao: OpenBaoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with MistralStandIn() as standin:
-        kit = KeyKit(openbao, standin, f"mistral/cli-ops-{uuid.uuid4().hex[:8]}")
-        first = {name: kit.put(name, expires_at=EXPIRES)[1] for name in NAMES}
-        daemon = start_daemon(tmp_path_factory.mktemp("cli-ops"), openbao, standin, kit, NAMES)
-        yield Stack(daemon, kit, standin, first)
-        daemon.stop()
+    with seeded_stack(openbao, tmp_path_factory.mktemp("cli-ops"), "cli-ops", NAMES, EXPIRES) as s:
+        yield s
 
 
 def free_port() -> int:
