@@ -57,3 +57,25 @@ def error_texts(exc: BaseException) -> str:
         parts += [str(seen), repr(seen), repr(getattr(seen, "args", ()))]
         seen = seen.__cause__ or seen.__context__
     return "\n".join(parts)
+
+
+# A stand-in integration: on each SIGHUP it appends the last four characters of its key
+# file to a log (argv: key file, log file, pid file), so tests see what every reload read.
+HUP_APP = """
+import os, signal, sys
+key_file, log_file, pid_file = sys.argv[1:4]
+def on_hup(signum, frame):
+    try:
+        with open(key_file) as f:
+            tail = f.read().strip()[-4:]
+    except OSError:
+        tail = "-"
+    with open(log_file, "a") as f:
+        f.write(tail + "\\n")
+signal.signal(signal.SIGHUP, on_hup)
+with open(pid_file + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.replace(pid_file + ".tmp", pid_file)
+while True:
+    signal.pause()
+"""

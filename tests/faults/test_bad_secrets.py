@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.faults.tools import Stack, read_key, rotations, status_of, wait_for
+from tests.faults.tools import Stack, read_key, rotations, status_of
 from tests.fixtures.daemon import DaemonProcess, new_key_value
+from tests.waiting import wait_for
 
 FIRST_VERSION_BROKEN = {
     # name: (secret data, the field at fault, the reason logged)

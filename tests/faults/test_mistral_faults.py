@@ -20,8 +20,9 @@ import pytest
 from rotator.demo.standin import MistralStandIn
 from tests.faults.certs import self_signed, server_context
 from tests.faults.proxy import FaultProxy
-from tests.faults.tools import Stack, read_key, rotations, status_of, wait_for
+from tests.faults.tools import Stack, read_key, rotations, status_of
 from tests.fixtures.daemon import DaemonProcess
+from tests.waiting import wait_for
 
 TIMEOUT_S = 1.0
 MISTRAL = {"timeout_seconds": TIMEOUT_S, "retries": 0}

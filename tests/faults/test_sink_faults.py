@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.faults.tools import Stack, read_key, rotations, wait_for
+from tests.faults.tools import Stack, read_key, rotations
 from tests.fixtures.receiver import Receiver
+from tests.waiting import wait_for
 
 BODY = '{"key": "{name}", "version": {version}, "api_key": "{api_key}"}'
 

@@ -19,9 +19,10 @@ import pytest
 
 from rotator.config import AppRoleAuth
 from tests.faults.proxy import FaultProxy
-from tests.faults.tools import Stack, read_key, vault_errors, wait_for
+from tests.faults.tools import Stack, read_key, vault_errors
 from tests.fixtures.daemon import DaemonProcess
 from tests.fixtures.openbao import ROTATOR_POLICY, OpenBaoServer, create_approle
+from tests.waiting import wait_for
 
 
 def approle(auth: AppRoleAuth) -> dict[str, Any]:

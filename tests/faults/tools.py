@@ -11,8 +11,7 @@ from __future__ import annotations
 import copy
 import secrets
 import signal
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,17 +31,6 @@ STATUSES = (
     "unreachable",
     "unknown",
 )
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:g}s for {what}")
-        time.sleep(step)
 
 
 def sigkill(daemon: DaemonProcess) -> None:

@@ -13,8 +13,7 @@ import copy
 import secrets
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,41 +22,11 @@ from rotator.demo.standin import MistralStandIn
 from tests.fixtures.daemon import DaemonProcess, KeyKit, assert_no_key_in, daemon_config
 from tests.fixtures.openbao import OpenBaoServer, write_private
 from tests.fixtures.receiver import Receiver
+from tests.sink_helpers import HUP_APP
+from tests.waiting import wait_for
 
 POLL_S = 1.0
 ROTATION = {"retry_backoff": "0.5s", "max_backoff": "2s", "sink_attempts": 1, "lease": "60s"}
-
-# The integration: on each SIGHUP it appends the last four characters of its key file, so a
-# test sees how many reloads came and that each one found the new key already in place.
-HUP_APP = """
-import os, signal, sys
-key_file, log_file, pid_file = sys.argv[1:4]
-def on_hup(signum, frame):
-    try:
-        with open(key_file) as f:
-            tail = f.read().strip()[-4:]
-    except OSError:
-        tail = "-"
-    with open(log_file, "a") as f:
-        f.write(tail + "\\n")
-signal.signal(signal.SIGHUP, on_hup)
-with open(pid_file + ".tmp", "w") as f:
-    f.write(str(os.getpid()))
-os.replace(pid_file + ".tmp", pid_file)
-while True:
-    signal.pause()
-"""
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:g}s for {what}")
-        time.sleep(0.05)
 
 
 @dataclass

@@ -21,7 +21,8 @@ from rotator.demo.standin import MistralStandIn
 from tests.fixtures.daemon import new_key_value
 from tests.fixtures.openbao import OpenBaoServer
 from tests.fixtures.receiver import Receiver
-from tests.integration.rotation_rig import POLL_S, Rig, open_rig, wait_for
+from tests.integration.rotation_rig import POLL_S, Rig, open_rig
+from tests.waiting import wait_for
 
 EXPIRES = (datetime.now(UTC) + timedelta(days=200)).date().isoformat()
 # A poll interval, its jitter, a verification and the deliveries, on a busy 2-core CI box.

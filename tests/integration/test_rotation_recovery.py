@@ -17,7 +17,8 @@ from rotator.demo.standin import MistralStandIn
 from tests.fixtures.daemon import DaemonProcess
 from tests.fixtures.openbao import OpenBaoServer
 from tests.fixtures.receiver import Receiver
-from tests.integration.rotation_rig import POLL_S, Rig, open_rig, wait_for
+from tests.integration.rotation_rig import POLL_S, Rig, open_rig
+from tests.waiting import wait_for
 
 
 @pytest.fixture

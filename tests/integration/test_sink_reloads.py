@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +18,8 @@ from rotator.errors import SinkError
 from rotator.sinks import close_sinks
 from rotator.sinks.file import FileSink
 from tests.fixtures.receiver import Receiver
-from tests.sink_helpers import V1, V2, error_texts
-
-# Counts SIGHUPs; on each, records the count and the last 4 characters of the key file.
-HUP_COUNTER = """
-import os, signal, sys
-key_file, log_file, pid_file = sys.argv[1:4]
-def on_hup(signum, frame):
-    with open(key_file) as f:
-        tail = f.read().strip()[-4:]
-    with open(log_file, "a") as f:
-        f.write(tail + "\\n")
-signal.signal(signal.SIGHUP, on_hup)
-with open(pid_file + ".tmp", "w") as f:
-    f.write(str(os.getpid()))
-os.replace(pid_file + ".tmp", pid_file)
-while True:
-    signal.pause()
-"""
+from tests.sink_helpers import HUP_APP, V1, V2, error_texts
+from tests.waiting import wait_for
 
 # Writes what it was started with; exits with $EXIT_WITH, after printing $SAY to stderr.
 REPORTER = """
@@ -56,14 +40,6 @@ with open(sys.argv[1], "w") as f:
 if sys.argv[2] == "stay":
     time.sleep(60)
 """
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def script(tmp_path: Path, name: str, text: str) -> str:
@@ -99,7 +75,7 @@ def hup_counter(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     pid_file, hup_log = tmp_path / "app.pid", tmp_path / "hups"
     key_file = tmp_path / "keys" / "api-key"
     key_file.parent.mkdir()
-    code = script(tmp_path, "hup.py", HUP_COUNTER)
+    code = script(tmp_path, "hup.py", HUP_APP)
     proc = subprocess.Popen([sys.executable, code, str(key_file), str(hup_log), str(pid_file)])
     wait_for(pid_file.exists)
     yield pid_file, hup_log
