@@ -25,10 +25,11 @@ system-deps:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check rotator tests bench
-	$(BIN)/ruff format --check rotator tests bench
+	$(BIN)/ruff check rotator tests bench scripts
+	$(BIN)/ruff format --check rotator tests bench scripts
 	$(BIN)/mypy rotator
 	$(BIN)/bandit -q -c pyproject.toml -r rotator
+	$(BIN)/python scripts/check_imports.py rotator
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -11,8 +11,8 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from rotator.domain import Status
-from rotator.metrics import Metrics
+from rotator.adapters.metrics.registry import Metrics
+from rotator.domain.model import Status
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ import httpx
 import yaml
 
 from bench.rig import ROOT, Fleet, StandIn, Vault, clean_env
-from rotator.ports import KeyState
-from rotator.vault_data import encode_state
+from rotator.adapters.vault.codec import encode_state
+from rotator.domain.model import KeyState
 from tests.fixtures.openbao import write_private
 
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")

@@ -16,14 +16,17 @@ from pathlib import Path
 
 from bench.rig import Fleet, StandIn, Vault
 from rotator import logs
-from rotator.config import DiscoverSettings, MistralSettings, Settings, TokenAuth, VaultSettings
-from rotator.domain import Status
-from rotator.metrics import Metrics
-from rotator.rotation import ManagedKey
-from rotator.service import KeyService
-from rotator.vault import VaultStore
-from rotator.vault_data import parse_secret
-from rotator.verifier import MistralVerifier
+from rotator.adapters.metrics.registry import Metrics
+from rotator.adapters.mistral.verifier import MistralVerifier
+from rotator.adapters.vault.codec import parse_secret
+from rotator.adapters.vault.gateway import VaultStore
+from rotator.config import Settings
+from rotator.config.keys import DiscoverSettings
+from rotator.config.mistral import MistralSettings
+from rotator.config.vault import TokenAuth, VaultSettings
+from rotator.core.rotation import ManagedKey
+from rotator.core.service import KeyService
+from rotator.domain.model import Status
 
 
 @dataclass(frozen=True)

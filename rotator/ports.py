@@ -1,46 +1,14 @@
-"""The small interfaces the rotation logic is written against (ports).
+"""The small interfaces the rotation logic is written against (ports): Protocols only.
 
-Adapters: ``rotator.vault`` (SecretStore), ``rotator.verifier`` (Verifier),
-``rotator.sinks`` (Sink). Unit tests use in-memory fakes of the same shapes.
+Adapters (``rotator.adapters``): ``vault.gateway`` (SecretStore), ``mistral.verifier``
+(Verifier), ``sinks`` (Sink). Unit tests use in-memory fakes of the same shapes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Protocol
 
-from rotator.domain import SecretVersion, Verification, fingerprint
-
-
-@dataclass(frozen=True)
-class KeyState:
-    """What the daemon has done with one key, kept in Vault under ``vault.state_path``."""
-
-    active_version: int | None = None
-    previous_version: int | None = None
-    activated_at: datetime | None = None
-    last_result: str | None = None
-    rejected_version: int | None = None
-    """A candidate that failed verification; not retried until a newer one or ops force it."""
-    pending_version: int | None = None
-    pending_owner: str | None = None
-    pending_until: datetime | None = None
-    """While set and in the future, another instance is delivering ``pending_version``."""
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What a sink is handed: one version of one key."""
-
-    key: str
-    version: int
-    api_key: str = field(repr=False)
-    expires_at: datetime | None = None
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.api_key)
+from rotator.domain.model import Delivery, KeyState, SecretVersion, Verification
 
 
 class SecretStore(Protocol):
@@ -91,4 +59,24 @@ class Sink(Protocol):
 
     async def holds(self, delivery: Delivery) -> bool | None:
         """Whether the sink already has this key; None when it cannot tell (HTTP)."""
+        ...
+
+
+class StagingStore(Protocol):
+    """What ``rotator stage`` needs of Vault."""
+
+    async def current_version(self, path: str) -> int:
+        """The newest version number, deleted or not (0 if none): the check-and-set value."""
+        ...
+
+    async def write_secret(self, path: str, data: dict[str, str], cas: int | None) -> int:
+        """Write a new version with check-and-set; returns its number. Raises CasConflict."""
+        ...
+
+
+class NameLister(Protocol):
+    """What discovery needs of Vault."""
+
+    async def list_names(self, prefix: str) -> list[str]:
+        """The secret names directly under ``prefix``. Raises VaultError."""
         ...

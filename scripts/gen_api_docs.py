@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Write docs/api.md, the admin API reference, from the API's own OpenAPI document.
 
-The document is what FastAPI builds from rotator/admin.py and rotator/admin_models.py, the
-same one the daemon serves at /openapi.json; tests/unit/test_api_docs.py fails if the page
-drifts from it.
+The document is what FastAPI builds from rotator/admin/routes.py and rotator/admin/models.py,
+the same one the daemon serves at /openapi.json; tests/unit/test_api_docs.py fails if the
+page drifts from it.
 
     .venv/bin/python scripts/gen_api_docs.py            # rewrite docs/api.md
     .venv/bin/python scripts/gen_api_docs.py --check    # exit 1 if it would change
@@ -144,7 +144,7 @@ def render(document: dict[str, Any]) -> str:
 
 
 def current() -> str:
-    from rotator.admin import openapi_document
+    from rotator.admin.routes import openapi_document
 
     return render(openapi_document())
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
-from rotator.ports import Delivery
+from rotator.domain.model import Delivery
 
 KEY_NAME = "jtel-live-agent"
 V1 = Delivery(

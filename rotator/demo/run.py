@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import shutil
@@ -28,6 +29,8 @@ import yaml
 
 from rotator import logs
 from rotator.config import parse_settings
+from rotator.config.expiry import ExpirySettings
+from rotator.core.service import KeyService
 from rotator.demo.standin import MistralStandIn
 
 REAL_MISTRAL = "https://api.mistral.ai"
@@ -193,9 +196,10 @@ def run_demo(*, metrics_port: int, admin_port: int) -> int:
         settings = parse_settings(config)
         _banner(workdir, vault_url, token, metrics_port, admin_port)
         logs.configure(None, "INFO")
-        from rotator.daemon import run as run_daemon
+        from rotator.app.daemon import run as run_daemon
 
-        asyncio.run(run_daemon(settings, extra_tasks=[_print_status_once]))
+        print_status = functools.partial(_print_status_once, settings.expiry)
+        asyncio.run(run_daemon(settings, extra_tasks=[print_status]))
         return 0
     finally:
         if standin is not None:
@@ -229,21 +233,23 @@ Ctrl-C stops everything the demo started.
     sys.stdout.flush()
 
 
-async def _print_status_once(app: Any, stop: asyncio.Event) -> None:
+async def _print_status_once(
+    expiry: ExpirySettings, service: KeyService, stop: asyncio.Event
+) -> None:
     """Print the table once every key has been verified (or after 15 s)."""
-    from rotator.table import render
+    from rotator.cli.table import render
 
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and not stop.is_set():
-        if all(v.last_check_at for v in app.service.views()):
+        if all(v.last_check_at for v in service.views()):
             break
         await asyncio.sleep(0.2)
     now = datetime.now(UTC)
-    rows = [v.as_dict(now) for v in app.service.views()]
+    rows = [v.as_dict(now) for v in service.views()]
     table = render(
         rows,
-        critical_days=app.settings.expiry.critical_days,
-        warn_days=app.settings.expiry.warn_days,
+        critical_days=expiry.critical_days,
+        warn_days=expiry.warn_days,
         colour=sys.stdout.isatty(),
     )
     click.echo("\n" + table + "\n")

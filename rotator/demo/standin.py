@@ -49,7 +49,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any
 
-from rotator.domain import fingerprint
+from rotator.domain.model import fingerprint
 
 DEFAULT_MODELS = (
     "mistral-large-latest",

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client.metrics_core import Metric
 
-from rotator.metrics import Metrics
+from rotator.adapters.metrics.registry import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

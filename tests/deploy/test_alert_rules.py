@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from rotator.config import ExpirySettings, ScheduleSettings
+from rotator.config.expiry import ExpirySettings
+from rotator.config.schedule import ScheduleSettings
 from tests.deploy.files import (
     ALERTMANAGER,
     ALERTS,

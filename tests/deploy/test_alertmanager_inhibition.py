@@ -1,8 +1,9 @@
 """The shipped Alertmanager inhibit rules hold back the milder expiry alerts of a key.
 
-A real Prometheus scrapes the daemon's own metric definitions (rotator.metrics.Metrics, served
-by prometheus_client; no daemon) and evaluates the shipped expiry rules, with `for:` set to 0s
-in a test copy; a real Alertmanager runs the shipped route and inhibit rules.
+A real Prometheus scrapes the daemon's own metric definitions
+(rotator.adapters.metrics.registry.Metrics, served by prometheus_client; no daemon) and
+evaluates the shipped expiry rules, with `for:` set to 0s in a test copy; a real
+Alertmanager runs the shipped route and inhibit rules.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 import yaml
 from prometheus_client import start_http_server
 
-from rotator.metrics import Metrics
+from rotator.adapters.metrics.registry import Metrics
 from tests.deploy.files import ALERTMANAGER, ALERTS, load_yaml
 from tests.fixtures.prometheus import (
     Alert,

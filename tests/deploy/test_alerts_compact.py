@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client.core import Metric
 
-from rotator.metrics import Metrics
+from rotator.adapters.metrics.registry import Metrics
 from tests.deploy.files import ALERTS, DEPLOY, ROOT, load_yaml, metric_names_in, promtool, run
 
 COMPACT = DEPLOY / "prometheus" / "alerts-compact.yml"

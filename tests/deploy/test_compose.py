@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from rotator.config import FileSinkSettings, Settings, parse_settings
+from rotator.config import Settings, parse_settings
+from rotator.config.sinks import FileSinkSettings
 from tests.deploy.files import (
     COMPOSE,
     DASHBOARD,

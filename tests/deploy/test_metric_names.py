@@ -1,5 +1,6 @@
 """Every series the alerts, the dashboard and the deployment files use is one the daemon's code
-exports: renaming a metric in rotator/metrics.py fails here until they follow."""
+exports: renaming a metric in rotator/adapters/metrics/registry.py fails here until they
+follow."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def _queries(path: Path) -> str:
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(DEPLOY)))
 def test_every_series_used_is_exported(path: Path) -> None:
     used = metric_names_in(_queries(path))
-    assert used <= EXPORTED, f"not exported by rotator.metrics: {sorted(used - EXPORTED)}"
+    assert used <= EXPORTED, (
+        f"not exported by rotator.adapters.metrics.registry: {sorted(used - EXPORTED)}"
+    )
 
 
 @pytest.mark.parametrize(

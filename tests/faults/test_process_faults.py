@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from rotator.daemon import STOP_TIMEOUT_S
+from rotator.app.daemon import STOP_TIMEOUT_S
 from tests.faults.proxy import FaultProxy
 from tests.faults.tools import Stack, read_key, sigkill
 from tests.fixtures.daemon import DaemonProcess

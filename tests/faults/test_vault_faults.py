@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from rotator.config import AppRoleAuth
+from rotator.config.vault import AppRoleAuth
 from tests.faults.proxy import FaultProxy
 from tests.faults.tools import Stack, read_key, vault_errors
 from tests.fixtures.daemon import DaemonProcess

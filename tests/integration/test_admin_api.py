@@ -21,9 +21,10 @@ import httpx
 import pytest
 import yaml
 
-from rotator.admin import AdminState, create_app
+from rotator.admin.routes import create_app
+from rotator.admin.state import AdminState
+from rotator.app.bootstrap import admin_deps, build_app
 from rotator.config import parse_settings
-from rotator.daemon import build_app
 from rotator.demo.standin import MistralStandIn
 from tests.fixtures.daemon import (
     DaemonProcess,
@@ -380,7 +381,7 @@ async def test_operation_outliving_the_wait_answers_202_and_carries_on(
     try:
         await app.service.poll("k")
         _, value = kit.put("k", "slow:1.5")
-        state = AdminState(app, token=None, wait_s=0.3)
+        state = AdminState(admin_deps(app, token=None), wait_s=0.3)
         transport = httpx.ASGITransport(create_app(state))
         async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
             assert (await client.get("/readyz")).json() == {

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from rotator.config import FileSinkSettings
+from rotator.adapters.sinks.file import FileSink
+from rotator.adapters.sinks.registry import close_sinks
+from rotator.config.sinks import FileSinkSettings
 from rotator.errors import SinkError
-from rotator.sinks import close_sinks
-from rotator.sinks.file import FileSink
 from tests.fixtures.receiver import Receiver
 from tests.sink_helpers import HUP_APP, V1, V2, error_texts
 from tests.waiting import wait_for

@@ -15,15 +15,16 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from rotator.config import FileSinkSettings, HttpSinkSettings, VaultSinkSettings
+from rotator.adapters.sinks.base import BaseSink
+from rotator.adapters.sinks.registry import build_sink, close_sinks
+from rotator.config.sinks import FileSinkSettings, HttpSinkSettings, VaultSinkSettings
 from rotator.errors import ConfigError, SinkError
 from rotator.ports import Sink
-from rotator.sinks import BaseSink, build_sink, close_sinks
 from tests.fixtures.receiver import Receiver
 from tests.sink_helpers import KEY_NAME, V1, V2, capture, error_texts
 
 if TYPE_CHECKING:
-    from rotator.vault import VaultStore
+    from rotator.adapters.vault.gateway import VaultStore
 
 NO_KV: Any = None
 

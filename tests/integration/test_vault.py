@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from rotator.config import VaultSettings
+from rotator.adapters.metrics.registry import Metrics
+from rotator.adapters.vault.gateway import VaultStore
+from rotator.config.vault import VaultSettings
+from rotator.domain.model import KeyState
 from rotator.errors import BadSecret, CasConflict, SecretNotFound, VaultError
 from rotator.logs import REDACTOR
-from rotator.metrics import Metrics
-from rotator.ports import KeyState
-from rotator.vault import VaultStore
 from tests.fixtures.openbao import OpenBaoServer, settings_for
 
 KEY = "mk-test-0123456789abcdefWXYZ"

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from rotator.config import KubernetesAuth, TokenAuth
+from rotator.adapters.metrics.registry import Metrics
+from rotator.adapters.vault.auth import CredentialsError
+from rotator.adapters.vault.gateway import VaultStore
+from rotator.config.vault import KubernetesAuth, TokenAuth
+from rotator.domain.model import KeyState
 from rotator.errors import VaultError, VaultPermissionDenied
-from rotator.metrics import Metrics
-from rotator.ports import KeyState
-from rotator.vault import VaultStore
-from rotator.vault_auth import CredentialsError
 from tests.fixtures.openbao import (
     ROTATOR_POLICY,
     OpenBaoServer,

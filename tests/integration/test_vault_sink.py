@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from rotator.config import VaultSinkSettings
+from rotator.adapters.metrics.registry import Metrics
+from rotator.adapters.sinks.vault import VaultSink
+from rotator.adapters.vault.gateway import VaultStore
+from rotator.config.sinks import VaultSinkSettings
+from rotator.domain.model import Delivery
 from rotator.errors import SinkError
-from rotator.metrics import Metrics
-from rotator.ports import Delivery
-from rotator.sinks.vault import VaultSink
-from rotator.vault import VaultStore
 from tests.fixtures.openbao import OpenBaoServer, create_approle, free_port_pair, settings_for
 
 KEY = "mk-sink-test-0123456789abEFGH"

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import structlog
 
-from rotator.config import MistralSettings
+from rotator.adapters.metrics.registry import Metrics
+from rotator.adapters.mistral.verifier import MistralVerifier
+from rotator.config.mistral import MistralSettings
 from rotator.demo.standin import MistralStandIn
-from rotator.domain import Status
+from rotator.domain.model import Status
 from rotator.logs import configure
-from rotator.metrics import Metrics
-from rotator.verifier import MistralVerifier
 
 MakeVerifier = Callable[..., MistralVerifier]
 

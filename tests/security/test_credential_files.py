@@ -1,4 +1,4 @@
-"""The daemon's own credentials files: one rule for all (``rotator.credentials``).
+"""The daemon's own credentials files: one rule for all (``rotator.adapters.credentials``).
 
 Owner read/write and group read are fine (0600, 0640, 0400, 0440); group write or any
 access for other users is a warning event naming the file, once per file, and the daemon
@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from rotator.admin_auth import load_token
-from rotator.config import ServerSettings
+from rotator.adapters.vault.auth import read_credential
+from rotator.admin.auth import load_token
+from rotator.config.server import ServerSettings
 from rotator.demo.standin import MistralStandIn
 from rotator.logs import REDACTOR
-from rotator.vault_auth import read_credential
 from tests.fixtures.daemon import DaemonProcess, KeyKit, assert_no_key_in, daemon_config
 from tests.fixtures.openbao import OpenBaoServer, create_approle, write_private
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from rotator.config import FileSinkSettings
+from rotator.adapters.sinks.file import FileSink
+from rotator.config.sinks import FileSinkSettings
 from rotator.errors import SinkError
-from rotator.sinks.file import FileSink
 from tests.sink_helpers import V1, V2
 
 Events = Any

@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from rotator.config import HttpSinkSettings, check_plain_http, parse_settings
-from rotator.daemon import warn_plain_http_vault
+from rotator.adapters.sinks.registry import build_sink
+from rotator.app.daemon import warn_plain_http_vault
+from rotator.config import parse_settings
+from rotator.config.common import check_plain_http
+from rotator.config.sinks import HttpSinkSettings
 from rotator.errors import ConfigError
-from rotator.sinks import build_sink
 
 MINIMAL = {"keys": [{"name": "k", "vault_path": "m/k"}]}
 DISGUISED = [

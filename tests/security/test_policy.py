@@ -23,7 +23,7 @@ import hvac
 import pytest
 from hvac import exceptions as hvac_exc
 
-from rotator.config import AppRoleAuth
+from rotator.config.vault import AppRoleAuth
 from rotator.demo.standin import MistralStandIn
 from tests.fixtures.daemon import DaemonProcess, KeyKit, daemon_config, new_key_value
 from tests.fixtures.openbao import ROTATOR_POLICY, OpenBaoServer, write_private

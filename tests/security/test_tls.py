@@ -19,13 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from rotator.config import FileSinkSettings, HttpSinkSettings, MistralSettings
-from rotator.domain import Status
+from rotator.adapters.mistral.verifier import MistralVerifier
+from rotator.adapters.sinks.file import FileSink
+from rotator.adapters.sinks.http import HttpSink
+from rotator.adapters.sinks.registry import close_sinks
+from rotator.config.mistral import MistralSettings
+from rotator.config.sinks import FileSinkSettings, HttpSinkSettings
+from rotator.domain.model import Status
 from rotator.errors import SinkError
-from rotator.sinks import close_sinks
-from rotator.sinks.file import FileSink
-from rotator.sinks.http import HttpSink
-from rotator.verifier import MistralVerifier
 from tests.security.tls_server import Cert, HttpsServer, make_cert
 from tests.sink_helpers import V1, error_texts
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from rotator.domain import SecretVersion, Status, Verification
+from rotator.domain.model import Delivery, KeyState, SecretVersion, Status, Verification
 from rotator.errors import CasConflict, SecretNotFound, SinkError
-from rotator.ports import Delivery, KeyState
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from rotator import logs
-from rotator.admin_auth import is_loopback, load_token
-from rotator.config import ServerSettings
+from rotator.admin.auth import is_loopback, load_token
+from rotator.config.server import ServerSettings
 from rotator.errors import ConfigError
 
 TOKEN = "t0ken-for-the-admin-api-0123456789"

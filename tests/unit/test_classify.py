@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from rotator.domain import Status
+from rotator.adapters.mistral.verifier import classify, summarize
+from rotator.domain.model import Status
 from rotator.logs import REDACTOR
-from rotator.verifier import classify, summarize
 
 MODEL = "mistral-large-latest"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rotator.config import load_settings, parse_duration, parse_settings
+from rotator.config import load_settings, parse_settings
+from rotator.config.common import parse_duration
 from rotator.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rotator.config import ExpirySettings
+from rotator.config.expiry import ExpirySettings
+from rotator.domain.expiry import Band, band, compute_expiry, parse_expires_at
 from rotator.errors import BadSecret
-from rotator.expiry import Band, band, compute_expiry, parse_expires_at
 
 CREATED = datetime(2026, 3, 1, 12, tzinfo=UTC)
 S = ExpirySettings()

@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from rotator.domain import Status
-from rotator.keyseries import KeyFamily
-from rotator.metrics import Metrics
-from rotator.metrics_http import start_metrics_server
+from rotator.adapters.metrics.exposition import start_metrics_server
+from rotator.adapters.metrics.keyseries import KeyFamily
+from rotator.adapters.metrics.registry import Metrics
+from rotator.domain.model import Status
 
 Sample = tuple[str, tuple[tuple[str, str], ...], float]
 

@@ -10,7 +10,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from rotator.verifier import RequestPacer, parse_retry_after, sendable
+from rotator.adapters.mistral.verifier import RequestPacer, parse_retry_after, sendable
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 

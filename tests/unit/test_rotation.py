@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from rotator.adapters.metrics.registry import Metrics
 from rotator.config import parse_settings
-from rotator.domain import Status
-from rotator.metrics import Metrics
-from rotator.ports import KeyState
-from rotator.rotation import ManagedKey, Rotator, choose_target
+from rotator.core.rotation import ManagedKey, Rotator
+from rotator.domain.choice import choose_target
+from rotator.domain.model import KeyState, Status
 from tests.unit.fakes import CREATED, FakeSink, FakeStore, FakeVerifier
 
 PATH = "mistral/k"

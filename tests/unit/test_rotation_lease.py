@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from rotator.adapters.metrics.registry import Metrics
 from rotator.config import parse_settings
-from rotator.domain import Status
-from rotator.metrics import Metrics
-from rotator.ports import KeyState
-from rotator.rotation import ManagedKey
-from rotator.service import KeyService
+from rotator.core.rotation import ManagedKey
+from rotator.core.service import KeyService
+from rotator.domain.model import KeyState, Status
 from tests.unit.fakes import CREATED, FakeSink, FakeStore, FakeVerifier
 
 PATH = "mistral/k"

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rotator.adapters.metrics.registry import Metrics
 from rotator.config import parse_settings
-from rotator.domain import Status
-from rotator.metrics import Metrics
-from rotator.rotation import ManagedKey
-from rotator.service import KeyService
+from rotator.core.rotation import ManagedKey
+from rotator.core.service import KeyService
+from rotator.domain.model import Status
 from tests.unit.fakes import FakeSink, FakeStore, FakeVerifier
 
 GOOD, BAD = "good-key-0000aaaa", "bad-key-1111bbbb"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from rotator.adapters.metrics.registry import Metrics
+from rotator.adapters.sinks.base import BaseSink
+from rotator.domain.model import Delivery
 from rotator.errors import SinkError
-from rotator.metrics import Metrics
-from rotator.ports import Delivery
-from rotator.sinks.base import BaseSink
 from tests.sink_helpers import V1, capture, error_texts
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from rotator.config import FileSinkSettings
+from rotator.adapters.sinks.file import FileSink
+from rotator.config.sinks import FileSinkSettings
+from rotator.domain.model import Delivery
 from rotator.errors import ConfigError, SinkError
-from rotator.ports import Delivery
-from rotator.sinks.file import FileSink
 from tests.sink_helpers import KEY_NAME, V1, V2, error_texts
 
 

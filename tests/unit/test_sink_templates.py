@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from rotator.adapters.sinks.templates import render_body, resolve_references
+from rotator.domain.model import Delivery
 from rotator.errors import SinkError
 from rotator.logs import REDACTOR
-from rotator.ports import Delivery
-from rotator.sinks.templates import render_body, resolve_references
 from tests.sink_helpers import KEY_NAME, V1, V2
 
 

@@ -1,0 +1,1 @@
+"""Adapters: the concrete Vault, Mistral, sink and metrics code behind ``rotator.ports``."""

@@ -1,0 +1,1 @@
+"""Prometheus: the metric families, per-key series and the /metrics listener."""

@@ -1,0 +1,190 @@
+"""Logging in to Vault (token, AppRole, Kubernetes) and keeping the token alive.
+
+Everything here is synchronous and runs in a worker thread, under one lock, so that a burst
+of calls finding the token expired logs in once, not once per call.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hvac
+from hvac import exceptions as hvac_exc
+
+from rotator.adapters.credentials import warn_if_exposed
+from rotator.adapters.metrics.registry import Metrics
+from rotator.config.vault import AppRoleAuth, KubernetesAuth, TokenAuth, VaultAuth
+from rotator.errors import VaultError, VaultPermissionDenied
+from rotator.logs import REDACTOR, get_logger
+
+log = get_logger(__name__)
+
+RENEW_WHEN_LEFT = 1 / 3
+"""Renew once less than this share of the token's TTL is left."""
+
+
+class CredentialsError(VaultError):
+    """A credentials file (token, role id, secret id, JWT) is missing, empty or unreadable."""
+
+
+def read_credential(path: Path, what: str) -> str:
+    """The stripped content of a credentials file; warns once if it is too open."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CredentialsError(f"cannot read {what} {path}: {exc.strerror}") from None
+    warn_if_exposed(path, mode, event="vault.credentials_file_readable", what=what)
+    value = text.strip()
+    if not value:
+        raise CredentialsError(f"{what} {path} is empty")
+    REDACTOR.add(value)
+    return value
+
+
+@dataclass(frozen=True)
+class _TokenLease:
+    ttl: int
+    """What the token was issued with (seconds); 0 for a token that never expires."""
+    renewable: bool
+    expires_at: float
+    """``time.monotonic()`` at expiry."""
+
+    def left(self) -> float:
+        return self.expires_at - time.monotonic()
+
+
+class Authenticator:
+    """Owns the client's token: logs in, renews before expiry, logs in again when needed."""
+
+    def __init__(self, client: hvac.Client, auth: VaultAuth, metrics: Metrics) -> None:
+        self._client = client
+        self._auth = auth
+        self._metrics = metrics
+        self._lock = threading.Lock()
+        self._lease: _TokenLease | None = None
+        self._generation = 0
+
+    @property
+    def method(self) -> str:
+        return self._auth.method
+
+    def ensure(self) -> int:
+        """Log in unless a live token is held; returns the login generation for ``relogin``."""
+        with self._lock:
+            if self._lease is None or (self._lease.ttl and self._lease.left() <= 0):
+                self._login()
+            return self._generation
+
+    def relogin(self, seen_generation: int) -> None:
+        """Log in again after a refusal, unless another thread did since ``seen_generation``."""
+        with self._lock:
+            if self._generation == seen_generation:
+                self._login()
+
+    def token_alive(self) -> bool:
+        """Whether Vault still knows the token held (``lookup-self``, granted by the policy)."""
+        try:
+            self._client.auth.token.lookup_self()
+        except hvac_exc.Forbidden:
+            return False
+        return True
+
+    def maintain(self) -> None:
+        """Renew the token when less than a third of its TTL is left; log in again at max TTL."""
+        with self._lock:
+            lease = self._lease
+            if lease is None:
+                self._login()
+            elif lease.ttl and lease.left() < lease.ttl * RENEW_WHEN_LEFT:
+                if lease.renewable and lease.left() > 0:
+                    self._renew(lease)
+                elif not isinstance(self._auth, TokenAuth) or lease.left() <= 0:
+                    # A given token cannot be re-obtained; once it runs out its file is read
+                    # again, where an agent may have put a new one.
+                    self._login()
+
+    def _renew(self, lease: _TokenLease) -> None:
+        try:
+            answer = self._client.auth.token.renew_self(increment=lease.ttl)
+        except hvac_exc.Forbidden:
+            log.info("vault.renew_refused", method=self.method)
+            self._login()
+            return
+        granted = int(answer["auth"]["lease_duration"])
+        capped = granted < lease.ttl
+        # Capped by its max TTL, renewing again buys nothing: a given token then just runs
+        # out (and its file is read again); a token we log in for is replaced right away.
+        renewed = _TokenLease(lease.ttl, not capped, time.monotonic() + granted)
+        self._set_lease(renewed, granted)
+        log.info("vault.auth_renewed", ttl=granted, max_ttl_reached=capped)
+        if capped and not isinstance(self._auth, TokenAuth):
+            self._login()
+
+    def _login(self) -> None:
+        login_path = _login_path(self._auth)
+        try:
+            lease = self._do_login()
+        except (hvac_exc.Forbidden, hvac_exc.InvalidRequest, hvac_exc.Unauthorized):
+            self._lease = None
+            raise VaultPermissionDenied(login_path) from None
+        self._generation += 1
+        # The token Vault handed out: scrubbed from logs like any credential.
+        REDACTOR.add(str(self._client.token or ""))
+        self._set_lease(lease, lease.ttl)
+        log.info("vault.login", method=self.method, ttl=lease.ttl, renewable=lease.renewable)
+
+    def _do_login(self) -> _TokenLease:
+        auth = self._auth
+        if isinstance(auth, TokenAuth):
+            self._client.token = _token(auth)
+            data = self._client.auth.token.lookup_self()["data"]
+            ttl = int(data.get("creation_ttl") or data.get("ttl") or 0)
+            left = int(data.get("ttl") or 0)
+            return _TokenLease(ttl, bool(data.get("renewable")), time.monotonic() + left)
+        if isinstance(auth, AppRoleAuth):
+            # Read at every login: a rotated secret-id file is picked up without a restart.
+            answer = self._client.auth.approle.login(
+                role_id=read_credential(auth.role_id_file, "AppRole role id"),
+                secret_id=read_credential(auth.secret_id_file, "AppRole secret id"),
+                mount_point=auth.mount_path,
+            )
+        else:
+            answer = self._client.auth.kubernetes.login(
+                role=auth.role,
+                jwt=read_credential(auth.jwt_file, "Kubernetes service-account token"),
+                mount_point=auth.mount_path,
+            )
+        return _lease_of(answer)
+
+    def _set_lease(self, lease: _TokenLease, seconds_left: int) -> None:
+        self._lease = lease
+        expiry = time.time() + seconds_left if lease.ttl else 0
+        self._metrics.vault_token_expiry.set(expiry)
+
+
+def _lease_of(answer: dict[str, Any]) -> _TokenLease:
+    auth = answer["auth"]
+    ttl = int(auth["lease_duration"])
+    return _TokenLease(ttl, bool(auth["renewable"]), time.monotonic() + ttl)
+
+
+def _token(auth: TokenAuth) -> str:
+    if auth.token_file is not None:
+        return read_credential(auth.token_file, "Vault token file")
+    token = os.environ.get("VAULT_TOKEN", "").strip()
+    if not token:
+        raise CredentialsError("no Vault token: set vault.auth.token_file or $VAULT_TOKEN")
+    REDACTOR.add(token)
+    return token
+
+
+def _login_path(auth: VaultAuth) -> str:
+    if isinstance(auth, AppRoleAuth | KubernetesAuth):
+        return f"auth/{auth.mount_path}/login"
+    return "auth/token/lookup-self"

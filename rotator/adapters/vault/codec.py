@@ -1,0 +1,128 @@
+"""What the KV v2 secrets hold: a key's secret and the daemon's state, checked field by field.
+
+Pure functions over the JSON Vault returns; no message names a value, only the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any, get_args, get_type_hints
+
+from rotator.domain.model import KeyState, SecretVersion
+from rotator.errors import BadSecret
+from rotator.logs import REDACTOR
+
+_OPTIONAL_TEXT = ("expires_at", "key_name", "workspace")
+
+
+def parse_time(text: str) -> datetime:
+    """Vault's RFC 3339 times (nanoseconds, ``Z``) as timezone-aware UTC."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def is_live(version_meta: dict[str, Any], now: datetime) -> bool:
+    """Neither destroyed nor deleted; a deletion time in the future (``delete_version_after``)
+    is only scheduled, so that version still counts."""
+    if version_meta.get("destroyed"):
+        return False
+    deletion = version_meta.get("deletion_time") or ""
+    return not deletion or parse_time(deletion) > now
+
+
+def live_versions(metadata: dict[str, Any]) -> list[int]:
+    now = datetime.now(UTC)
+    versions = metadata.get("versions") or {}
+    return sorted(int(number) for number, meta in versions.items() if is_live(meta, now))
+
+
+def parse_secret(path: str, data: object, metadata: dict[str, Any]) -> SecretVersion:
+    """Check a key's secret data.
+
+    ``api_key`` loses surrounding whitespace: operators paste keys from Mistral's console
+    into ``bao kv put`` or a UI, and a trailing newline is the common accident, never part of
+    a key. Whitespace inside the value is refused: that is a broken paste, not a key.
+    """
+    if not isinstance(data, dict):
+        raise BadSecret(path, "data", "is not a map of fields")
+    raw = data.get("api_key")
+    if raw is None:
+        raise BadSecret(path, "api_key", "is missing")
+    # Registered before any check: even a rejected value must never reach a log line.
+    REDACTOR.add(str(raw))
+    if not isinstance(raw, str):
+        raise BadSecret(path, "api_key", "must be a string")
+    api_key = raw.strip()
+    if not api_key:
+        raise BadSecret(path, "api_key", "is empty")
+    if any(ch.isspace() for ch in api_key):
+        raise BadSecret(path, "api_key", "contains whitespace")
+    REDACTOR.add(api_key)
+    extra: dict[str, str | None] = {}
+    for name in _OPTIONAL_TEXT:
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadSecret(path, name, "must be a string")
+        extra[name] = (value.strip() or None) if value is not None else None
+    return SecretVersion(
+        path=path,
+        version=int(metadata["version"]),
+        created_at=parse_time(metadata["created_time"]),
+        api_key=api_key,
+        **extra,
+    )
+
+
+# --- State ---------------------------------------------------------------------------------
+
+_STATE_TYPES: dict[str, type] = {
+    name: next(t for t in (bool, int, datetime, str) if t in get_args(hint))
+    for name, hint in get_type_hints(KeyState).items()
+}
+
+
+def encode_state(state: KeyState) -> dict[str, Any]:
+    """JSON fields: ints, strings, ISO 8601 UTC times; unset fields are left out."""
+    out: dict[str, Any] = {}
+    for name, value in dataclasses.asdict(state).items():
+        if value is None:
+            continue
+        out[name] = value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+    return out
+
+
+def decode_state(path: str, data: object) -> KeyState:
+    """Read back what ``encode_state`` wrote; fields a newer release added are ignored."""
+    if not isinstance(data, dict):
+        raise BadSecret(path, "data", "is not a map of fields")
+    values: dict[str, Any] = {}
+    for name, kind in _STATE_TYPES.items():
+        value = data.get(name)
+        if value is None or value == "":
+            continue
+        values[name] = _decode(path, name, kind, value)
+    return KeyState(**values)
+
+
+def _decode(path: str, name: str, kind: type, value: object) -> object:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise BadSecret(path, name, "must be true or false")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        raise BadSecret(path, name, "must be a whole number")
+    if not isinstance(value, str):
+        raise BadSecret(path, name, "must be a string")
+    if kind is datetime:
+        try:
+            return parse_time(value)
+        except ValueError:
+            raise BadSecret(path, name, "must be an ISO 8601 date-time") from None
+    return value

@@ -1,0 +1,308 @@
+"""The SecretStore adapter: KV v2 in Vault or OpenBao, through hvac.
+
+hvac is synchronous: every call runs in a worker thread through :meth:`VaultStore._call`,
+the one place that logs in, retries once after a refusal, maps failures to
+``rotator.errors`` and keeps ``rotator_vault_up`` current.
+
+``rotator_vault_up`` says whether Vault *answered*: 0 when it is down, sealed, timing out
+or failing with 5xx. A permission denied (a policy that misses a path, a refused login) is
+an answer: ``vault_up`` stays 1, the call raises VaultPermissionDenied naming the path, and
+``rotator_errors_total{component="vault"}`` counts it, as it counts every failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import hvac
+import requests
+from hvac import exceptions as hvac_exc
+
+from rotator.adapters.metrics.registry import Metrics
+from rotator.adapters.vault.auth import Authenticator, CredentialsError
+from rotator.adapters.vault.codec import decode_state, encode_state, live_versions, parse_secret
+from rotator.config.vault import VaultSettings
+from rotator.domain.model import KeyState, SecretVersion
+from rotator.errors import CasConflict, SecretNotFound, VaultError, VaultPermissionDenied
+from rotator.logs import REDACTOR, get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+_UNAVAILABLE: dict[type[BaseException], str] = {
+    requests.exceptions.Timeout: "timed out",
+    requests.exceptions.SSLError: "TLS handshake or certificate check failed",
+    requests.exceptions.ConnectionError: "unreachable (cannot connect)",
+    requests.exceptions.RequestException: "request failed",
+    hvac_exc.VaultDown: "sealed or unavailable (503)",
+    hvac_exc.VaultNotInitialized: "not initialized (501)",
+    hvac_exc.InternalServerError: "internal error (500)",
+    hvac_exc.BadGateway: "bad gateway (502)",
+    hvac_exc.RateLimitExceeded: "rate limited (429)",
+    hvac_exc.UnexpectedError: "unexpected answer",
+}
+
+
+class VaultStore:
+    """KV v2 reads and check-and-set writes, as the daemon's one Vault client."""
+
+    def __init__(self, settings: VaultSettings, metrics: Metrics) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._mount = settings.kv_mount
+        # One client: one requests session, one connection pool for every thread.
+        # An empty token, not None: hvac would pick up $VAULT_TOKEN or ~/.vault-token.
+        self._client = hvac.Client(
+            url=settings.address,
+            token="",  # nosec B106
+            verify=str(settings.ca_cert) if settings.ca_cert else True,
+            timeout=settings.timeout_seconds,
+            namespace=settings.namespace,
+        )
+        self._auth = Authenticator(self._client, settings.auth, metrics)
+
+    # --- Keys --------------------------------------------------------------------------
+
+    async def latest_version(self, path: str) -> int | None:
+        versions = await self.live_versions(path)
+        return versions[-1] if versions else None
+
+    async def live_versions(self, path: str) -> list[int]:
+        metadata = await self._metadata(self._mount, path)
+        return live_versions(metadata) if metadata else []
+
+    async def read_secret(self, path: str, version: int | None = None) -> SecretVersion:
+        """One version of a key's secret, checked (see ``codec.parse_secret``).
+
+        With ``version=None`` the newest *live* version is read, even if a later one was
+        deleted. Raises SecretNotFound, BadSecret, VaultError.
+        """
+        answer = await self._read(self._mount, path, version)
+        if answer is None and version is None:
+            newest = await self.latest_version(path)
+            answer = await self._read(self._mount, path, newest) if newest else None
+        if answer is None:
+            which = f"version {version}" if version else "no live version"
+            raise SecretNotFound(f"{which} at {self._mount}/{path}: missing, deleted or destroyed")
+        return parse_secret(path, answer["data"], answer["metadata"])
+
+    async def current_version(self, path: str) -> int:
+        """The secret's newest version number, deleted or not (0 if none): what check-and-set
+        compares against."""
+        metadata = await self._metadata(self._mount, path)
+        return int(metadata["current_version"]) if metadata else 0
+
+    async def write_secret(self, path: str, data: dict[str, str], cas: int | None) -> int:
+        return await self._write(self._mount, path, data, cas)
+
+    async def list_names(self, prefix: str) -> list[str]:
+        """Secret names directly under ``prefix`` (sub-folders skipped); [] if it is absent."""
+        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+        def call(client: hvac.Client) -> Any:
+            return client.secrets.kv.v2.list_secrets(path=prefix, mount_point=self._mount)
+
+        try:
+            answer = await self._call(f"{self._mount}/metadata/{prefix}", call)
+        except hvac_exc.InvalidPath:
+            return []
+        return sorted(name for name in answer["data"]["keys"] if not name.endswith("/"))
+
+    # --- State -------------------------------------------------------------------------
+
+    async def read_state(self, name: str) -> tuple[KeyState, int]:
+        path = self._state_path(name)
+        answer = await self._read(self._mount, path, None)
+        if answer is None:
+            # Deleted state still has a version number: check-and-set must name it.
+            metadata = await self._metadata(self._mount, path)
+            return KeyState(), int(metadata["current_version"]) if metadata else 0
+        state = decode_state(f"{self._mount}/{path}", answer["data"])
+        return state, int(answer["metadata"]["version"])
+
+    async def write_state(self, name: str, state: KeyState, cas: int) -> int:
+        return await self._write(self._mount, self._state_path(name), encode_state(state), cas)
+
+    def _state_path(self, name: str) -> str:
+        return f"{self._settings.state_path}/{name}"
+
+    # --- Any KV v2 path (the vault sink) -----------------------------------------------
+
+    async def write_kv(self, mount: str, path: str, data: dict[str, str]) -> None:
+        await self._write(mount, path, data, None)
+
+    async def read_kv(self, mount: str, path: str) -> dict[str, str] | None:
+        answer = await self._read(mount, path, None)
+        if answer is None or not isinstance(answer["data"], dict):
+            return None
+        return {str(k): v if isinstance(v, str) else str(v) for k, v in answer["data"].items()}
+
+    # --- Token and health --------------------------------------------------------------
+
+    async def maintain_token(self) -> None:
+        """Renew or replace the token ahead of expiry; call every few seconds.
+
+        Never raises for Vault trouble: it is logged, counted and reflected in
+        ``rotator_vault_up``; the next call tries again.
+        """
+        with contextlib.suppress(VaultError):
+            await self._call("auth/token/renew-self", lambda _: None, maintain=True)
+
+    async def ready(self) -> tuple[bool, str]:
+        """Reachable, initialized, unsealed and authenticated; the reason when not."""
+
+        def health(client: hvac.Client) -> Any:
+            return client.sys.read_health_status(
+                method="GET", standby_ok=True, sealed_code=200, uninit_code=200
+            )
+
+        try:
+            status = await self._call("sys/health", health, authenticated=False)
+            problem = _health_problem(status)
+            if problem:
+                self._metrics.vault_up.set(0)
+                return False, problem
+            await self._call("auth/token/lookup-self", lambda c: c.auth.token.lookup_self())
+        except VaultPermissionDenied as exc:
+            return False, f"vault authentication failed: {exc}"
+        except VaultError as exc:
+            return False, str(exc)
+        return True, "ok"
+
+    def close(self) -> None:
+        self._client.adapter.close()
+
+    # --- The one way to Vault ----------------------------------------------------------
+
+    async def _metadata(self, mount: str, path: str) -> dict[str, Any] | None:
+        def call(client: hvac.Client) -> Any:
+            return client.secrets.kv.v2.read_secret_metadata(path=path, mount_point=mount)
+
+        try:
+            answer = await self._call(f"{mount}/metadata/{path}", call)
+        except hvac_exc.InvalidPath:
+            return None
+        data: dict[str, Any] = answer["data"]
+        return data
+
+    async def _read(self, mount: str, path: str, version: int | None) -> dict[str, Any] | None:
+        """KV v2 ``data`` and ``metadata`` of one version; None if missing or not live."""
+
+        def call(client: hvac.Client) -> Any:
+            return client.secrets.kv.v2.read_secret_version(
+                path=path, version=version, mount_point=mount, raise_on_deleted_version=True
+            )
+
+        try:
+            answer = await self._call(f"{mount}/data/{path}", call)
+        except hvac_exc.InvalidPath:
+            return None
+        data: dict[str, Any] | None = answer.get("data")
+        if not data or data.get("data") is None:
+            return None
+        return data
+
+    async def _write(self, mount: str, path: str, data: dict[str, Any], cas: int | None) -> int:
+        def call(client: hvac.Client) -> Any:
+            return client.secrets.kv.v2.create_or_update_secret(
+                path=path, secret=data, cas=cas, mount_point=mount
+            )
+
+        try:
+            answer = await self._call(f"{mount}/data/{path}", call)
+        except hvac_exc.InvalidPath:
+            # Writing creates any path, so this means the mount itself is missing.
+            raise VaultError(f"cannot write {mount}/{path}: no KV v2 mount {mount!r}") from None
+        return int(answer["data"]["version"])
+
+    async def _call(
+        self,
+        path: str,
+        fn: Callable[[hvac.Client], T],
+        *,
+        authenticated: bool = True,
+        maintain: bool = False,
+    ) -> T:
+        """Run ``fn`` in a thread, logged in; map failures. ``path`` names the Vault path
+        for messages and logs. hvac's InvalidPath passes through: callers know what a
+        missing path means for them."""
+        return await asyncio.to_thread(self._call_sync, path, fn, authenticated, maintain)
+
+    def _call_sync(
+        self, path: str, fn: Callable[[hvac.Client], T], authenticated: bool, maintain: bool
+    ) -> T:
+        try:
+            result = self._attempt(path, fn, authenticated, maintain)
+        except hvac_exc.InvalidPath:
+            self._metrics.vault_up.set(1)
+            raise
+        except hvac_exc.InvalidRequest as exc:
+            if any("check-and-set" in str(e) for e in exc.errors or ()):
+                # Losing a race to another instance is an outcome, not an error.
+                self._metrics.vault_up.set(1)
+                raise CasConflict(f"{path}: another writer changed it (check-and-set)") from None
+            self._answered_with_error()
+            reasons = REDACTOR.scrub(", ".join(str(e) for e in exc.errors or ()))
+            raise VaultError(f"vault refused the request on {path}: {reasons}") from None
+        except VaultPermissionDenied as exc:
+            self._answered_with_error()
+            log.warning("vault.permission_denied", path=exc.path)
+            raise
+        except CredentialsError as exc:
+            self._metrics.errors.labels(component="vault").inc()
+            log.error("vault.credentials_unreadable", reason=str(exc))
+            raise
+        except tuple(_UNAVAILABLE) as exc:
+            reason = next(text for kind, text in _UNAVAILABLE.items() if isinstance(exc, kind))
+            self._metrics.vault_up.set(0)
+            self._metrics.errors.labels(component="vault").inc()
+            log.warning("vault.unavailable", path=path, reason=reason)
+            raise VaultError(f"vault {reason} on {path}") from None
+        except hvac_exc.VaultError as exc:
+            # Any other answer (401, 405, 412 ...): Vault is up but will not do this.
+            self._answered_with_error()
+            log.warning("vault.refused", path=path, reason=type(exc).__name__)
+            raise VaultError(f"vault refused the request on {path}: {type(exc).__name__}") from None
+        if not maintain:
+            # Token upkeep mostly has nothing to do and then asked Vault nothing: no news of
+            # its health. Taken as good news it would flip vault_up back to 1 every few
+            # seconds of an outage and RotatorVaultDown (for: 5m) would never fire.
+            self._metrics.vault_up.set(1)
+        return result
+
+    def _attempt(
+        self, path: str, fn: Callable[[hvac.Client], T], authenticated: bool, maintain: bool
+    ) -> T:
+        if not authenticated:
+            return fn(self._client)
+        if maintain:
+            self._auth.maintain()
+        generation = self._auth.ensure()
+        try:
+            return fn(self._client)
+        except hvac_exc.Forbidden:
+            # A refusal is the policy unless our token is gone (revoked, expired behind our
+            # back). Logging in again on every refusal would mint a token per denied call and
+            # use up a secret id limited to a number of uses.
+            if self._auth.token_alive():
+                raise VaultPermissionDenied(path) from None
+            self._auth.relogin(generation)
+        try:
+            return fn(self._client)
+        except hvac_exc.Forbidden:
+            raise VaultPermissionDenied(path) from None
+
+    def _answered_with_error(self) -> None:
+        self._metrics.vault_up.set(1)
+        self._metrics.errors.labels(component="vault").inc()
+
+
+def _health_problem(status: dict[str, Any]) -> str | None:
+    if not status.get("initialized", False):
+        return "vault is not initialized"
+    if status.get("sealed", True):
+        return "vault is sealed"
+    return None

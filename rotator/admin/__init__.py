@@ -1,0 +1,1 @@
+"""The admin HTTP API: routes, operations, models, auth and the embedded server."""

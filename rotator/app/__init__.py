@@ -1,0 +1,1 @@
+"""The running daemon: the composition root (``bootstrap``), lifecycle, scheduler, discovery."""

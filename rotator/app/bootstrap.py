@@ -1,0 +1,159 @@
+"""The composition root: the one module that knows the concrete classes and wires them.
+
+Everything else receives the few collaborators it uses: the key service gets ports, discovery
+gets a factory for managed keys, the admin API gets :class:`~rotator.admin.state.AdminDeps`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from threading import Thread
+from wsgiref.simple_server import WSGIServer
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from rotator.adapters.metrics.exposition import start_metrics_server
+from rotator.adapters.metrics.registry import Metrics
+from rotator.adapters.mistral.verifier import MistralVerifier
+from rotator.adapters.sinks.registry import build_sink, close_sinks
+from rotator.adapters.vault.gateway import VaultStore
+from rotator.admin.server import AdminServer
+from rotator.admin.state import AdminDeps
+from rotator.app.discovery import Discovery
+from rotator.app.scheduler import build_scheduler
+from rotator.config import Settings
+from rotator.config.sinks import SinkSettings
+from rotator.core.rotation import ManagedKey
+from rotator.core.service import KeyService
+from rotator.core.staging import stage_key
+from rotator.listen import split_listen
+from rotator.logs import get_logger
+from rotator.ports import Sink
+
+log = get_logger(__name__)
+
+
+@dataclass
+class App:
+    """The object graph of one daemon (or of one ``rotator check``)."""
+
+    settings: Settings
+    metrics: Metrics
+    store: VaultStore
+    verifier: MistralVerifier
+    service: KeyService
+    with_sinks: bool = True
+
+    def new_key(self, name: str, vault_path: str, sinks: list[SinkSettings]) -> ManagedKey:
+        """A managed key with its sinks built; ConfigError when a sink can never work."""
+        built: list[Sink] = []
+        if self.with_sinks:
+            for spec in sinks:
+                sink = build_sink(
+                    spec,
+                    name,
+                    kv=self.store,
+                    default_mount=self.settings.vault.kv_mount,
+                    metrics=self.metrics,
+                )
+                built.append(sink)
+        return ManagedKey(name, vault_path, tuple(built))
+
+    async def aclose(self) -> None:
+        await close_sinks(s for key in self.service.managed() for s in key.sinks)
+        await self.verifier.aclose()
+        self.store.close()
+
+
+def build_app(settings: Settings, *, with_sinks: bool = True) -> App:
+    metrics = Metrics(compact=settings.server.metrics_per_key == "compact")
+    store = VaultStore(settings.vault, metrics)
+    verifier = MistralVerifier(settings.mistral, metrics)
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    service = KeyService(
+        store=store, verifier=verifier, settings=settings, metrics=metrics, owner=owner
+    )
+    app = App(settings, metrics, store, verifier, service, with_sinks)
+    for key in settings.keys:
+        service.add(app.new_key(key.name, key.vault_path, key.sinks))
+    return app
+
+
+def build_discovery(app: App) -> Discovery | None:
+    spec = app.settings.discover
+    if spec is None:
+        return None
+
+    def new_key(name: str) -> ManagedKey:
+        return app.new_key(name, spec.prefix + name, spec.sinks)
+
+    static = {k.name for k in app.settings.keys}
+    return Discovery(
+        spec.prefix, lister=app.store, service=app.service, static=static, new_key=new_key
+    )
+
+
+def build_daemon_scheduler(app: App, discovery: Discovery | None) -> AsyncIOScheduler:
+    refresh = discovery.refresh if discovery is not None else None
+    return build_scheduler(app.settings, app.service, app.store.maintain_token, refresh)
+
+
+def open_admin(settings: Settings) -> AdminServer:
+    """Read the admin token and bind its socket; ConfigError when either is impossible."""
+    return AdminServer.open(settings.server)
+
+
+def admin_deps(
+    app: App,
+    token: str | None,
+    *,
+    stop: asyncio.Event | None = None,
+    scheduler_running: Callable[[], bool] = lambda: False,
+) -> AdminDeps:
+    return AdminDeps(
+        service=app.service,
+        vault_ready=app.store.ready,
+        scheduler_running=scheduler_running,
+        warn_days=app.settings.expiry.warn_days,
+        critical_days=app.settings.expiry.critical_days,
+        token=token,
+        stop=stop,
+    )
+
+
+def open_metrics_listener(app: App) -> tuple[WSGIServer, Thread]:
+    host, port = split_listen(app.settings.server.metrics_listen)
+    server, thread = start_metrics_server(app.metrics, host, port)
+    log.info("metrics.listening", address=f"{host}:{server.server_port}")
+    return server, thread
+
+
+async def stage(
+    settings: Settings,
+    vault_path: str,
+    api_key: str,
+    *,
+    expires_at: str | None,
+    key_name: str | None,
+) -> str:
+    """``rotator stage``: verify ``api_key`` with Mistral, then write it to Vault."""
+    metrics = Metrics()
+    verifier = MistralVerifier(settings.mistral, metrics)
+    store = VaultStore(settings.vault, metrics)
+    try:
+        return await stage_key(
+            settings,
+            vault_path,
+            api_key,
+            verifier=verifier,
+            store=store,
+            expires_at=expires_at,
+            key_name=key_name,
+        )
+    finally:
+        await verifier.aclose()
+        store.close()

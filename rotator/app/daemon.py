@@ -1,0 +1,95 @@
+"""The daemon's lifecycle: build, serve metrics, schedule, stop cleanly on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from rotator import __version__
+from rotator.app import bootstrap
+from rotator.config import Settings
+from rotator.config.common import check_plain_http
+from rotator.core.service import KeyService
+from rotator.logs import get_logger
+
+log = get_logger(__name__)
+
+STOP_TIMEOUT_S = 8.0
+
+
+def warn_plain_http_vault(settings: Settings) -> None:
+    """Plain http:// to a Vault that is not on this host carries the daemon's token and every
+    key in clear text. Not refused (a dev server or a compose network may be fine), said."""
+    try:
+        check_plain_http(settings.vault.address, allow_insecure=False)
+    except ValueError:
+        log.warning(
+            "vault.plain_http",
+            address=settings.vault.address,
+            action="use https:// (and vault.ca_cert) unless this network is private",
+        )
+
+
+async def run(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    extra_tasks: list[Callable[[KeyService, asyncio.Event], Coroutine[Any, Any, None]]]
+    | None = None,
+    admin_api: bool = True,
+) -> None:
+    """Run until ``stop`` is set or SIGTERM/SIGINT arrives; then stop within STOP_TIMEOUT_S.
+
+    Raises ConfigError before starting anything when the admin API cannot start (no token,
+    port taken); ``admin_api=False`` runs without it.
+    """
+    stop = stop or asyncio.Event()
+    admin = bootstrap.open_admin(settings) if admin_api else None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    app = bootstrap.build_app(settings)
+    log.info(
+        "rotator.starting",
+        version=__version__,
+        keys=len(settings.keys),
+        vault=settings.vault.address,
+        mistral=settings.mistral.base_url,
+    )
+    warn_plain_http_vault(settings)
+    server, _ = bootstrap.open_metrics_listener(app)
+    discovery = bootstrap.build_discovery(app)
+    if discovery is not None:
+        await discovery.check_conflicts()
+    scheduler = bootstrap.build_daemon_scheduler(app, discovery)
+    scheduler.start()
+    tasks = [asyncio.create_task(t(app.service, stop)) for t in extra_tasks or []]
+    if admin is not None:
+        deps = bootstrap.admin_deps(
+            app, admin.token, stop=stop, scheduler_running=lambda: bool(scheduler.running)
+        )
+        tasks.append(asyncio.create_task(admin.serve(deps, stop), name="admin-api"))
+    try:
+        await stop.wait()
+    finally:
+        log.info("rotator.stopping")
+        scheduler.shutdown(wait=False)
+        for task in tasks:
+            task.cancel()
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        # Let a delivery under way finish (it is all-or-nothing), but not for ever.
+        if pending:
+            await asyncio.wait(pending, timeout=STOP_TIMEOUT_S)
+        server.shutdown()
+        server.server_close()
+        if admin is not None:
+            admin.close()
+        await app.aclose()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        log.info("rotator.stopped")

@@ -1,0 +1,95 @@
+"""Discovery: every secret under a KV v2 prefix is a managed key (one per tenant).
+
+Re-listed at every poll: a secret added under the prefix becomes a key with its own sinks
+(``{name}`` in the sink settings is the secret's name); one whose metadata is deleted stops
+being managed and its metric series go away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from rotator.adapters.sinks.registry import close_sinks
+from rotator.config.keys import KEY_NAME
+from rotator.core.rotation import ManagedKey
+from rotator.core.service import KeyService
+from rotator.errors import ConfigError, VaultError
+from rotator.logs import get_logger
+from rotator.ports import NameLister
+
+log = get_logger(__name__)
+
+KeyFactory = Callable[[str], ManagedKey]
+"""A managed key, with its sinks, for a discovered name; ConfigError for a sink that can
+never work."""
+
+
+class Discovery:
+    def __init__(
+        self,
+        prefix: str,
+        *,
+        lister: NameLister,
+        service: KeyService,
+        static: Iterable[str],
+        new_key: KeyFactory,
+    ) -> None:
+        self.prefix = prefix
+        self.lister = lister
+        self.service = service
+        self.static = set(static)
+        self.new_key = new_key
+        self.managed: set[str] = set()
+        self._warned: set[str] = set()
+
+    async def check_conflicts(self) -> None:
+        """At start-up: a name both configured and discovered is a configuration error."""
+        try:
+            names = await self.lister.list_names(self.prefix)
+        except VaultError as exc:
+            log.warning("discover.unchecked", prefix=self.prefix, reason=str(exc))
+            return
+        both = sorted(self.static & set(names))
+        if both:
+            raise ConfigError(
+                [f"discover.prefix: {n!r} is also in keys: give it one place" for n in both]
+            )
+
+    async def refresh(self) -> None:
+        try:
+            listed = set(await self.lister.list_names(self.prefix))
+        except VaultError:
+            return  # keep managing what we had; the adapter logged it
+        wanted = {n for n in listed if self._acceptable(n)}
+        for name in sorted(wanted - self.managed):
+            self._add(name)
+        for name in sorted(self.managed - wanted):
+            gone = self.service.remove(name)
+            self.managed.discard(name)
+            if gone is not None:
+                await close_sinks(gone.sinks)
+            log.info("discover.removed", key=name)
+
+    def _acceptable(self, name: str) -> bool:
+        if name in self.static:
+            self._warn_once(name, "discover.conflict", "also in keys; the configured one wins")
+            return False
+        if not KEY_NAME.match(name):
+            self._warn_once(name, "discover.skipped", "name must match [a-z0-9-]{1,63}")
+            return False
+        return True
+
+    def _add(self, name: str) -> None:
+        try:
+            key = self.new_key(name)
+        except ConfigError as exc:
+            self._warn_once(name, "discover.bad_sink", "; ".join(exc.problems))
+            return
+        self.service.add(key)
+        self.managed.add(name)
+        log.info("discover.added", key=name, vault_path=key.vault_path)
+
+    def _warn_once(self, name: str, event: str, reason: str) -> None:
+        if name not in self._warned:
+            self._warned.add(name)
+            log.warning(event, name=name, reason=reason)

@@ -1,0 +1,1 @@
+"""The ``rotator`` command line: commands, the admin API client and the status table."""

@@ -1,0 +1,139 @@
+"""The CLI's side of the admin API: ``rotator status``, ``rotate``, ``verify``, ``rollback``.
+
+Every way the daemon can fail to do what was asked becomes a :class:`DaemonError` with a
+message for a person and the exit status the contract gives it (2: usage, unreachable,
+auth refused; 1: the daemon tried and it did not work).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from rotator.admin.auth import TOKEN_ENV
+from rotator.errors import RotatorError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+READ_TIMEOUT_S = 15.0
+OPERATION_TIMEOUT_S = 45.0
+"""Longer than the daemon's own wait (30 s), after which it answers 202."""
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+class DaemonError(RotatorError):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def read_token(token_file: Path | None) -> str | None:
+    """``--token-file`` if given, else ``$ROTATOR_ADMIN_TOKEN``, else none."""
+    if token_file is None:
+        return os.environ.get(TOKEN_ENV, "").strip() or None
+    try:
+        token = token_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise DaemonError(f"cannot read --token-file {token_file} ({reason})", EXIT_USAGE) from None
+    if not token:
+        raise DaemonError(f"--token-file {token_file} is empty", EXIT_USAGE)
+    return token
+
+
+class AdminClient:
+    def __init__(self, url: str, token: str | None) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise DaemonError(f"--url must start with http:// or https://, got {url!r}", EXIT_USAGE)
+        self.url = url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def keys(self) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/keys", READ_TIMEOUT_S)[1]
+
+    def operate(
+        self, name: str, action: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """POST an operation; (200, outcome) or (202, where to look)."""
+        return self._call("POST", f"/api/v1/keys/{name}/{action}", OPERATION_TIMEOUT_S, body)
+
+    def _call(
+        self, method: str, path: str, timeout: float, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        try:
+            answer = httpx.request(
+                method, self.url + path, json=body, headers=self.headers, timeout=timeout
+            )
+        except httpx.TimeoutException:
+            raise DaemonError(
+                f"the daemon at {self.url} did not answer within {timeout:g}s", EXIT_PROBLEM
+            ) from None
+        except httpx.HTTPError as exc:
+            raise DaemonError(
+                f"cannot reach the daemon at {self.url} ({type(exc).__name__}: {exc})", EXIT_USAGE
+            ) from None
+        return answer.status_code, self._judge(answer)
+
+    def _judge(self, answer: httpx.Response) -> dict[str, Any]:
+        try:
+            data = answer.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise DaemonError(
+                f"unexpected answer from {self.url} (HTTP {answer.status_code}, not a JSON "
+                "object): is this the rotator's admin API?",
+                EXIT_USAGE,
+            )
+        code = answer.status_code
+        detail = data.get("detail", "")
+        if code == 401:
+            raise DaemonError(
+                f"the daemon wants an admin token: set ${TOKEN_ENV} or pass --token-file",
+                EXIT_USAGE,
+            )
+        if code == 403:
+            raise DaemonError("the admin token was refused", EXIT_USAGE)
+        if code in (404, 413, 422):
+            raise DaemonError(_detail_text(detail), EXIT_USAGE)
+        if code >= 400:
+            raise DaemonError(f"the daemon could not do it: {_detail_text(detail)}", EXIT_PROBLEM)
+        return data
+
+
+def _detail_text(detail: Any) -> str:
+    if isinstance(detail, list):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg', '')}" for e in detail
+        )
+    return str(detail)
+
+
+# --- what the answers mean for a person and for the exit status ----------------------------
+
+ROTATE_OK = frozenset({"rotated", "noop"})
+
+
+def answer_line(name: str, answer: dict[str, Any]) -> str:
+    """One line for a rotate or rollback answer."""
+    result = answer.get("result")
+    active = answer.get("active_version")
+    reason = answer.get("reason") or ""
+    ends = f" (key ending {answer['fingerprint']})" if answer.get("fingerprint") else ""
+    stays = f"; version {active} stays active" if active is not None else ""
+    if result == "rotated":
+        return f"{name}: rotated to version {active}{ends}"
+    if result == "rolled_back":
+        return f"{name}: rolled back to version {active}{ends}"
+    if result == "noop" and reason.startswith("re-delivered"):
+        return f"{name}: {reason}{ends}"
+    if result == "noop":
+        return f"{name}: nothing to do: {reason} (active version {active}){ends}"
+    if result == "rejected":
+        return f"{name}: version {answer.get('version')} rejected: {reason}{stays}"
+    if result == "postponed":
+        return f"{name}: postponed: {reason}{stays}; the daemon tries again on its own"
+    return f"{name}: {result}: {reason}{stays}"

@@ -1,0 +1,317 @@
+"""``rotator``: the daemon, the one-shot check, staging a key, config validation, the demo,
+and the admin-API clients (status, rotate, verify, rollback)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+
+from rotator import __version__, logs
+from rotator.config import Settings, load_settings
+from rotator.errors import ConfigError, RotatorError
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file (default $ROTATOR_CONFIG or /etc/rotator/rotator.yaml).",
+)
+
+
+def _load(config_file: Path | None) -> Settings:
+    try:
+        return load_settings(config_file)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_USAGE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rotator")
+def cli() -> None:
+    """Keep the Mistral API keys of an integration alive, from Vault."""
+
+
+@cli.command()
+@config_option
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "console"]),
+    default=None,
+    help="Default: json when stdout is not a terminal.",
+)
+@click.option("--log-level", default="INFO", show_default=True)
+def run(
+    config_file: Path | None, log_format: Literal["json", "console"] | None, log_level: str
+) -> None:
+    """Run the daemon until SIGTERM or SIGINT."""
+    settings = _load(config_file)
+    logs.configure(log_format, log_level.upper())
+    from rotator.app.daemon import run as run_daemon
+
+    try:
+        asyncio.run(run_daemon(settings))
+    except ConfigError as exc:  # the admin API cannot start: no token, port taken
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_USAGE)
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.argument("names", nargs=-1)
+def check(config_file: Path | None, as_json: bool, names: tuple[str, ...]) -> None:
+    """One pass: read Vault, verify every key (or NAMES), print a table. Delivers nothing."""
+    settings = _load(config_file)
+    logs.configure("json" if as_json else None, "WARNING", sys.stderr)
+    unknown = set(names) - {k.name for k in settings.keys}
+    if unknown:
+        click.echo(f"unknown key(s): {', '.join(sorted(unknown))}", err=True)
+        sys.exit(EXIT_USAGE)
+    rows = asyncio.run(_check(settings, list(names)))
+    _print_rows(rows, settings, as_json)
+    from rotator.cli.table import healthy
+
+    sys.exit(EXIT_OK if healthy(rows, settings.expiry.critical_days) else EXIT_PROBLEM)
+
+
+async def _check(settings: Settings, names: list[str]) -> list[dict[str, Any]]:
+    from rotator.app.bootstrap import build_app, build_discovery
+
+    app = build_app(settings, with_sinks=False)
+    try:
+        discovery = build_discovery(app)
+        if discovery is not None:
+            await discovery.refresh()
+        chosen = names or app.service.names()
+        views = await asyncio.gather(*(app.service.inspect(n) for n in chosen))
+    finally:
+        await app.aclose()
+    now = datetime.now(UTC)
+    return [v.as_dict(now) for v in views]
+
+
+def _print_rows(rows: list[dict[str, Any]], settings: Settings, as_json: bool) -> None:
+    from rotator.cli.table import render
+
+    if as_json:
+        click.echo(json.dumps({"keys": rows}, indent=2))
+    else:
+        click.echo(
+            render(
+                rows,
+                critical_days=settings.expiry.critical_days,
+                warn_days=settings.expiry.warn_days,
+                colour=sys.stdout.isatty(),
+            )
+        )
+
+
+@cli.command()
+@config_option
+@click.option(
+    "--expires-at",
+    default=None,
+    help="ISO date or date-time the key expires (as chosen in Mistral's console).",
+)
+@click.option("--key-name", default=None, help="The key's name in Mistral's console.")
+@click.argument("name")
+def stage(
+    config_file: Path | None, expires_at: str | None, key_name: str | None, name: str
+) -> None:
+    """Read a new key from stdin or a hidden prompt, verify it, store it as a new version."""
+    settings = _load(config_file)
+    logs.configure(None, "WARNING", sys.stderr)
+    key = next((k for k in settings.keys if k.name == name), None)
+    if key is None:
+        click.echo(f"unknown key: {name}", err=True)
+        sys.exit(EXIT_USAGE)
+    if sys.stdin.isatty():
+        api_key = getpass.getpass(f"New Mistral key for {name} (hidden): ")
+    else:
+        api_key = sys.stdin.readline()
+    from rotator.app.bootstrap import stage as stage_key
+
+    try:
+        message = asyncio.run(
+            stage_key(
+                settings, key.vault_path, api_key.strip(), expires_at=expires_at, key_name=key_name
+            )
+        )
+    except RotatorError as exc:
+        click.echo(f"not staged: {exc}", err=True)
+        sys.exit(EXIT_PROBLEM)
+    click.echo(message)
+
+
+@cli.group()
+def config() -> None:
+    """Configuration helpers."""
+
+
+@config.command("validate")
+@config_option
+def validate(config_file: Path | None) -> None:
+    """Check the configuration and list every error with its field path."""
+    settings = _load(config_file)
+    click.echo(
+        f"configuration OK: {len(settings.keys)} key(s)"
+        + (f", discovery under {settings.discover.prefix}" if settings.discover else "")
+    )
+
+
+@cli.command()
+@click.option("--metrics-port", default=9102, show_default=True)
+@click.option("--admin-port", default=8080, show_default=True)
+def demo(metrics_port: int, admin_port: int) -> None:
+    """A local OpenBao dev server, seeded keys, and the daemon against them (Ctrl-C stops)."""
+    from rotator.demo.run import run_demo
+
+    sys.exit(run_demo(metrics_port=metrics_port, admin_port=admin_port))
+
+
+# --- clients of the running daemon's admin API ----------------------------------------------
+
+
+def admin_options(command: Any) -> Any:
+    command = click.option(
+        "--token-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="File holding the admin token (default: $ROTATOR_ADMIN_TOKEN).",
+    )(command)
+    command = click.option(
+        "--url",
+        envvar="ROTATOR_URL",
+        default="http://127.0.0.1:8080",
+        show_default=True,
+        help="The daemon's admin API (default $ROTATOR_URL).",
+    )(command)
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(command)
+
+
+def _client(url: str, token_file: Path | None) -> Any:
+    from rotator.cli.client import AdminClient, read_token
+
+    return AdminClient(url, read_token(token_file))
+
+
+def _talk(work: Any) -> Any:
+    """Run ``work``; a DaemonError becomes its message on stderr and its exit status."""
+    from rotator.cli.client import DaemonError
+
+    try:
+        return work()
+    except DaemonError as exc:
+        click.echo(f"rotator: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+@cli.command()
+@admin_options
+def status(url: str, token_file: Path | None, as_json: bool) -> None:
+    """The daemon's view of every key: status, expiry, days left, what to do next."""
+    from rotator.cli.table import healthy, render
+
+    listing = _talk(lambda: _client(url, token_file).keys())
+    rows = listing["keys"]
+    critical = listing["critical_days"]
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+    else:
+        click.echo(
+            render(
+                rows,
+                critical_days=critical,
+                warn_days=listing["warn_days"],
+                colour=sys.stdout.isatty(),
+            )
+        )
+    sys.exit(EXIT_OK if healthy(rows, critical) else EXIT_PROBLEM)
+
+
+def _operate(
+    url: str, token_file: Path | None, name: str, action: str, body: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The operation's answer, or None (after saying so) when it outlived the daemon's wait."""
+    code, answer = _talk(lambda: _client(url, token_file).operate(name, action, body))
+    if code == 202:
+        click.echo(f"rotator: {answer.get('detail')}; follow it with `rotator status`", err=True)
+        return None
+    result: dict[str, Any] = answer
+    return result
+
+
+def _report(name: str, answer: dict[str, Any] | None, as_json: bool, ok: frozenset[str]) -> None:
+    from rotator.cli.client import answer_line
+
+    if answer is None:
+        sys.exit(EXIT_PROBLEM)
+    click.echo(json.dumps(answer, indent=2) if as_json else answer_line(name, answer))
+    sys.exit(EXIT_OK if answer.get("result") in ok else EXIT_PROBLEM)
+
+
+@cli.command()
+@admin_options
+@click.option(
+    "--version",
+    "version",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Promote this Vault version (default: the newest).",
+)
+@click.option("--force", is_flag=True, help="Re-deliver the active version to every sink.")
+@click.argument("name")
+def rotate(
+    url: str,
+    token_file: Path | None,
+    as_json: bool,
+    version: int | None,
+    force: bool,
+    name: str,
+) -> None:
+    """Ask the daemon to rotate NAME now (exit 0 rotated or nothing to do, 1 otherwise)."""
+    from rotator.cli.client import ROTATE_OK
+
+    answer = _operate(url, token_file, name, "rotate", {"version": version, "force": force})
+    _report(name, answer, as_json, ROTATE_OK)
+
+
+@cli.command()
+@admin_options
+@click.argument("name")
+def rollback(url: str, token_file: Path | None, as_json: bool, name: str) -> None:
+    """Ask the daemon to go back to the previous version, if it still verifies."""
+    answer = _operate(url, token_file, name, "rollback")
+    _report(name, answer, as_json, frozenset({"rolled_back"}))
+
+
+@cli.command()
+@admin_options
+@click.argument("name")
+def verify(url: str, token_file: Path | None, as_json: bool, name: str) -> None:
+    """Ask the daemon to verify NAME against Mistral now (exit 0 valid, 1 otherwise)."""
+    from rotator.cli.table import render
+
+    answer = _operate(url, token_file, name, "verify")
+    if answer is None:
+        sys.exit(EXIT_PROBLEM)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+    else:
+        click.echo(render([answer], critical_days=0, warn_days=0, colour=sys.stdout.isatty()))
+    sys.exit(EXIT_OK if answer.get("status") == "valid" else EXIT_PROBLEM)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,71 @@
+"""What every section shares: the strict base model, durations, listen addresses, URLs."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from rotator.listen import split_listen
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> timedelta:
+    """``30s``, ``15m``, ``1h``, ``7d``; a bare number is seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    raise ValueError(f"not a duration (use e.g. 30s, 15m, 1h, 7d): {value!r}")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def from_env(name: str, default: str | None = None) -> Any:
+    return lambda: os.environ.get(name) or default
+
+
+def check_plain_http(url: str, allow_insecure: bool) -> None:
+    """Refuse ``http://`` to anything but loopback unless ``allow_insecure`` says so."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} must start with http:// or https://")
+    if url.startswith("https://") or allow_insecure:
+        return
+    # The host as the HTTP client will see it: ``http://127.0.0.1:80@evil.example/`` goes to
+    # evil.example, whatever a hand-written pattern would make of it.
+    try:
+        host = httpx.URL(url).host
+    except httpx.InvalidURL:
+        raise ValueError("not a valid URL") from None
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError("plain http:// is only allowed to loopback; set allow_insecure: true")
+
+
+def _listen(v: str) -> str:
+    split_listen(v)
+    return v
+
+
+Listen = Annotated[str, BeforeValidator(_listen)]

@@ -1,0 +1,36 @@
+"""``keys:`` (each managed key) and ``discover:`` (every secret under a prefix)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from rotator.config.common import Section
+from rotator.config.sinks import SinkSettings
+
+KEY_NAME = re.compile(r"^[a-z0-9-]{1,63}$")
+
+
+class KeySettings(Section):
+    name: str = Field(pattern=KEY_NAME.pattern)
+    vault_path: str
+    sinks: list[SinkSettings] = Field(default_factory=list)
+
+    @field_validator("vault_path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        v = v.strip("/")
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+
+class DiscoverSettings(Section):
+    prefix: str
+    sinks: list[SinkSettings] = Field(default_factory=list)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        return v.strip("/") + "/"

@@ -1,0 +1,27 @@
+"""``mistral:``: the API the keys are verified against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from rotator.config.common import Section, check_plain_http
+
+
+class MistralSettings(Section):
+    base_url: str = "https://api.mistral.ai"
+    model: str = "mistral-large-latest"
+    timeout_seconds: float = Field(default=10, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+    """Extra attempts after a transient answer (429, 5xx, timeout) within one verification."""
+    max_concurrency: int = Field(default=8, ge=1, le=256)
+    max_requests_per_second: float = Field(default=5, gt=0)
+    ca_cert: Path | None = None
+    allow_insecure: bool = False
+    """Permit plain http:// to a host other than loopback."""
+
+    @model_validator(mode="after")
+    def _tls_unless_loopback(self) -> MistralSettings:
+        check_plain_http(self.base_url, self.allow_insecure)
+        return self

@@ -1,0 +1,21 @@
+"""``rotation:``: sink attempts, backoff, the rotation lease."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+
+from rotator.config.common import Duration, Section
+
+
+class RotationSettings(Section):
+    sink_attempts: int = Field(default=3, ge=1, le=10)
+    """Tries per sink before a rotation is undone."""
+    retry_backoff: Duration = timedelta(seconds=1)
+    """First wait between sink attempts and after a transient verification; doubles."""
+    max_backoff: Duration = timedelta(minutes=10)
+    previous_check_for: Duration = timedelta(days=7)
+    """How long the replaced key is still verified, to tell ops it is live."""
+    lease: Duration = timedelta(seconds=60)
+    """How long a rotation in progress locks the key for other instances."""

@@ -1,0 +1,367 @@
+"""Rotation: verify a version, deliver it to every sink or to none, record it with CAS.
+
+Plain code over the ports (``SecretStore``, ``Verifier``, ``Sink``): the unit tests run it
+against in-memory fakes, the integration tests against OpenBao and the Mistral stand-in.
+
+The state in Vault is the commit point. A rotation first takes a *lease* (``pending_*``
+fields written with check-and-set), so that of two instances only one delivers; it then
+delivers to the sinks in order, puts the previous key back where it already landed if one
+sink keeps failing, and finally records the new active version. A crash between the lease
+and the record leaves a lease that expires; :meth:`Rotator.converge` then makes every sink
+hold the recorded active version again, and the next poll rotates forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Literal
+
+from rotator.adapters.metrics.registry import Metrics
+from rotator.config import Settings
+from rotator.core.delivery import LEASE_LOST, Retry, deliver_all
+from rotator.core.lease import RotationLease
+from rotator.domain.choice import choose_target, leased_by_other
+from rotator.domain.expiry import compute_expiry
+from rotator.domain.model import Delivery, KeyState, SecretVersion, Status
+from rotator.errors import BadSecret, CasConflict, SecretNotFound, SinkError
+from rotator.logs import get_logger
+from rotator.ports import SecretStore, Sink, Verifier
+
+log = get_logger(__name__)
+
+Outcome = Literal["rotated", "rolled_back", "noop", "rejected", "failed", "postponed"]
+
+
+@dataclass(frozen=True)
+class ManagedKey:
+    name: str
+    vault_path: str
+    sinks: Sequence[Sink] = ()
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    result: Outcome
+    active_version: int | None
+    reason: str = ""
+    version: int | None = None
+    """The version that was considered."""
+    status: Status | None = None
+    """Mistral's verdict on that version, when it was asked."""
+    secret: SecretVersion | None = field(default=None, repr=False)
+    """The newly active version, so the caller need not read it again."""
+    retry_after_s: float | None = None
+    contended: bool = False
+    """Another instance holds, or just took, the key's lease: nothing was decided here."""
+
+
+def _contended(active: int | None, reason: str) -> RotationResult:
+    return RotationResult("noop", active, reason, contended=True)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Rotator:
+    def __init__(
+        self,
+        *,
+        store: SecretStore,
+        verifier: Verifier,
+        settings: Settings,
+        metrics: Metrics,
+        owner: str,
+        clock: Callable[[], datetime] = _now,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.store = store
+        self.verifier = verifier
+        self.settings = settings
+        self.metrics = metrics
+        self.owner = owner
+        self.clock = clock
+        self._retry = Retry(
+            settings.rotation.sink_attempts, settings.rotation.retry_backoff.total_seconds(), sleep
+        )
+
+    # --- entry points ------------------------------------------------------------------
+
+    async def rotate(
+        self, key: ManagedKey, *, version: int | None = None, force: bool = False
+    ) -> RotationResult:
+        """Promote the newest version (or ``version``); ``force`` re-delivers the active one."""
+        state, cas = await self.store.read_state(key.name)
+        if leased_by_other(state, self.owner, self.clock()):
+            return _contended(state.active_version, "another instance is rotating")
+        latest = None if version is not None else await self.store.latest_version(key.vault_path)
+        target, why = choose_target(state, latest, explicit=version, force=force)
+        if target is None:
+            return RotationResult("noop", state.active_version, why, version=latest)
+        if target == state.active_version:
+            return await self._redeliver(key, state, cas, target)
+        return await self._promote(key, state, cas, target, "rotated")
+
+    async def rollback(self, key: ManagedKey) -> RotationResult:
+        """Go back to the previous version, only if it still verifies."""
+        state, cas = await self.store.read_state(key.name)
+        if leased_by_other(state, self.owner, self.clock()):
+            return _contended(state.active_version, "another instance is rotating")
+        if state.previous_version is None:
+            return RotationResult("failed", state.active_version, "no previous version recorded")
+        return await self._promote(key, state, cas, state.previous_version, "rolled_back")
+
+    async def converge(self, key: ManagedKey) -> RotationResult:
+        """After a start or a crash: clear a dead lease, give sinks that lack it the active key."""
+        state, cas = await self.store.read_state(key.name)
+        now = self.clock()
+        if leased_by_other(state, self.owner, now):
+            return _contended(state.active_version, "another instance is rotating")
+        if state.pending_version is not None:
+            log.warning(
+                "key.lease_cleared",
+                key=key.name,
+                version=state.pending_version,
+                owner=state.pending_owner,
+            )
+            state = replace(state, pending_version=None, pending_owner=None, pending_until=None)
+            cas = await self.store.write_state(key.name, state, cas)
+        if state.active_version is None or not key.sinks:
+            return RotationResult("noop", state.active_version, "nothing to converge")
+        secret = await self.store.read_secret(key.vault_path, state.active_version)
+        delivery = self._delivery(key, secret)
+        missing = [s for s in key.sinks if await self._lacks(s, delivery)]
+        if not missing:
+            return RotationResult("noop", state.active_version, "every sink holds the active key")
+        log.info(
+            "key.converging",
+            key=key.name,
+            version=state.active_version,
+            sinks=[s.id for s in missing],
+        )
+        return await self._redeliver(
+            key, state, cas, state.active_version, only=missing, secret=secret
+        )
+
+    # --- the procedure -------------------------------------------------------------------
+
+    async def _promote(
+        self, key: ManagedKey, state: KeyState, cas: int, target: int, outcome: Outcome
+    ) -> RotationResult:
+        try:
+            candidate = await self.store.read_secret(key.vault_path, target)
+            expiry = compute_expiry(
+                candidate.expires_at, candidate.created_at, self.settings.expiry, key.vault_path
+            )
+        except SecretNotFound:
+            return RotationResult(
+                "noop", state.active_version, f"version {target} no longer exists", target
+            )
+        except BadSecret as exc:
+            log.error(
+                "key.bad_secret", key=key.name, version=target, field=exc.field, reason=exc.reason
+            )
+            return await self._reject(
+                key, state, cas, target, f"bad secret: {exc.field} {exc.reason}"
+            )
+        if expiry.at <= self.clock():
+            if not expiry.assumed:
+                # A declared expiry already past is a typo or a stale key: the field is at fault.
+                log.error(
+                    "key.bad_secret",
+                    key=key.name,
+                    version=target,
+                    field="expires_at",
+                    reason=f"is in the past ({expiry.at.isoformat()})",
+                )
+            return await self._reject(
+                key, state, cas, target, f"expired at {expiry.at.isoformat()}"
+            )
+
+        verdict = await self.verifier.verify(candidate.api_key)
+        if verdict.status.is_transient:
+            log.info(
+                "key.rotation_postponed",
+                key=key.name,
+                version=target,
+                status=verdict.status.value,
+                fingerprint=candidate.fingerprint,
+            )
+            return RotationResult(
+                "postponed",
+                state.active_version,
+                f"Mistral answered {verdict.status.value}",
+                target,
+                verdict.status,
+                retry_after_s=verdict.retry_after_s,
+            )
+        if verdict.status.rejects:
+            return await self._reject(
+                key, state, cas, target, verdict.status.value, verdict.status, candidate
+            )
+
+        lease = await self._lease(key, state, cas, target)
+        if lease is None:
+            return _contended(state.active_version, "another instance acted first")
+        previous = await self._read_quietly(key, state.active_version)
+        failure = await deliver_all(
+            key.sinks,
+            self._delivery(key, candidate, expiry.at),
+            previous=self._delivery(key, previous) if previous else None,
+            retry=self._retry,
+            keep_lease=lease.keep,
+        )
+        if failure == LEASE_LOST:
+            return _contended(state.active_version, failure)
+        if failure:
+            return await self._record_failure(key, lease, target, failure)
+        now = self.clock()
+        final = KeyState(
+            active_version=target,
+            previous_version=state.active_version,
+            activated_at=now,
+            last_result=outcome,
+            # After a rollback the version we left must not come straight back on the next poll.
+            rejected_version=state.active_version if outcome == "rolled_back" else None,
+        )
+        await lease.release(final)
+        self.metrics.rotations.labels(key=key.name, result=outcome).inc()
+        self.metrics.last_rotation.labels(key=key.name).set(now.timestamp())
+        self.metrics.active_version.labels(key=key.name).set(target)
+        log.info(
+            "key.rotated" if outcome == "rotated" else "key.rolled_back",
+            key=key.name,
+            version=target,
+            previous_version=state.active_version,
+            fingerprint=candidate.fingerprint,
+            sinks=len(key.sinks),
+        )
+        return RotationResult(outcome, target, "", target, Status.VALID, candidate)
+
+    async def _reject(
+        self,
+        key: ManagedKey,
+        state: KeyState,
+        cas: int,
+        target: int,
+        reason: str,
+        status: Status | None = None,
+        candidate: SecretVersion | None = None,
+    ) -> RotationResult:
+        log.warning(
+            "key.rotation_rejected",
+            key=key.name,
+            version=target,
+            reason=reason,
+            fingerprint=candidate.fingerprint if candidate else None,
+        )
+        self.metrics.rotations.labels(key=key.name, result="rejected").inc()
+        # On a conflict someone recorded something newer; our verdict still stands for us.
+        with contextlib.suppress(CasConflict):
+            await self.store.write_state(
+                key.name,
+                replace(state, rejected_version=target, last_result=f"rejected: {reason}"),
+                cas,
+            )
+        return RotationResult("rejected", state.active_version, reason, target, status)
+
+    async def _lease(
+        self, key: ManagedKey, state: KeyState, cas: int, version: int
+    ) -> RotationLease | None:
+        return await RotationLease.take(
+            self.store,
+            key.name,
+            state,
+            cas,
+            version=version,
+            owner=self.owner,
+            length=self.settings.rotation.lease,
+            clock=self.clock,
+        )
+
+    async def _record_failure(
+        self, key: ManagedKey, lease: RotationLease, target: int, failure: str
+    ) -> RotationResult:
+        active = lease.state.active_version
+        self.metrics.rotations.labels(key=key.name, result="failed").inc()
+        log.error(
+            "key.rotation_failed",
+            key=key.name,
+            version=target,
+            reason=failure,
+            active_version=active,
+        )
+        await lease.release(replace(lease.state, last_result=f"failed: {failure}"))
+        return RotationResult("failed", active, failure, target, Status.VALID)
+
+    async def _redeliver(
+        self,
+        key: ManagedKey,
+        state: KeyState,
+        cas: int,
+        active: int,
+        only: Sequence[Sink] | None = None,
+        secret: SecretVersion | None = None,
+    ) -> RotationResult:
+        lease = await self._lease(key, state, cas, active)
+        if lease is None:
+            return _contended(active, "another instance acted first")
+        secret = secret or await self.store.read_secret(key.vault_path, active)
+        sinks = key.sinks if only is None else only
+        failure = await deliver_all(
+            sinks,
+            self._delivery(key, secret),
+            previous=None,
+            retry=self._retry,
+            keep_lease=lease.keep,
+        )
+        await lease.release(state)
+        if failure:
+            return RotationResult("failed", active, failure, active)
+        log.info(
+            "key.redelivered",
+            key=key.name,
+            version=active,
+            sinks=[s.id for s in sinks],
+            fingerprint=secret.fingerprint,
+        )
+        return RotationResult(
+            "noop",
+            active,
+            f"re-delivered version {active} to {len(sinks)} sink(s)",
+            active,
+            secret=secret,
+        )
+
+    async def _lacks(self, sink: Sink, delivery: Delivery) -> bool:
+        try:
+            return await sink.holds(delivery) is False
+        except SinkError as exc:
+            # Cannot tell now; a later force or rotation delivers to it anyway.
+            log.warning("sink.unreadable", key=delivery.key, sink=sink.id, reason=str(exc))
+            return False
+
+    async def _read_quietly(self, key: ManagedKey, version: int | None) -> SecretVersion | None:
+        if version is None:
+            return None
+        try:
+            return await self.store.read_secret(key.vault_path, version)
+        except (SecretNotFound, BadSecret):
+            log.warning("key.previous_unreadable", key=key.name, version=version)
+            return None
+
+    def _delivery(
+        self, key: ManagedKey, secret: SecretVersion, expires_at: datetime | None = None
+    ) -> Delivery:
+        if expires_at is None:
+            try:
+                expires_at = compute_expiry(
+                    secret.expires_at, secret.created_at, self.settings.expiry
+                ).at
+            except BadSecret:
+                expires_at = None
+        return Delivery(key.name, secret.version, secret.api_key, expires_at)

@@ -1,0 +1,379 @@
+"""What the daemon knows and does about each key: poll Vault, verify, rotate, report.
+
+The scheduler, the admin API and ``rotator check`` all go through :class:`KeyService`, so a
+key is handled the same way whoever asks. One operation per key at a time (``busy``), and
+one key's failure never reaches another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from rotator.adapters.metrics.registry import Metrics
+from rotator.config import Settings
+from rotator.core.backoff import Backoff
+from rotator.core.rotation import ManagedKey, RotationResult, Rotator
+from rotator.domain.expiry import Band, Expiry, band, compute_expiry
+from rotator.domain.keyview import KeyView
+from rotator.domain.model import SecretVersion, Status, Verification
+from rotator.errors import BadSecret, RotatorError, SecretNotFound, VaultError
+from rotator.logs import get_logger
+from rotator.ports import SecretStore, Verifier
+
+log = get_logger(__name__)
+
+
+class KeyBusy(RotatorError):
+    """Another operation on this key is under way."""
+
+
+class UnknownKey(RotatorError):
+    """No managed key has that name."""
+
+
+@dataclass
+class _Tracked:
+    key: ManagedKey
+    view: KeyView
+    lock: asyncio.Lock
+    backoff: Backoff
+    active: SecretVersion | None = None
+    expiry: Expiry | None = None
+    band: Band | None = None
+    previous: SecretVersion | None = None
+    previous_until: datetime | None = None
+    reminded: bool = False
+    started: bool = False
+    settled: int | None = None
+    """The newest version already decided on (delivered, rejected or left alone)."""
+
+
+class KeyService:
+    def __init__(
+        self,
+        *,
+        store: SecretStore,
+        verifier: Verifier,
+        settings: Settings,
+        metrics: Metrics,
+        owner: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.verifier = verifier
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.rotator = Rotator(
+            store=store,
+            verifier=verifier,
+            settings=settings,
+            metrics=metrics,
+            owner=owner,
+            clock=clock,
+        )
+        self._keys: dict[str, _Tracked] = {}
+        poll_s = settings.schedule.poll_interval.total_seconds()
+        self._vault_backoff = Backoff(min(1.0, poll_s), max(2 * poll_s, 10.0))
+
+    # --- the set of keys -----------------------------------------------------------------
+
+    def add(self, key: ManagedKey) -> None:
+        backoff = Backoff(
+            self.settings.rotation.retry_backoff.total_seconds(),
+            self.settings.rotation.max_backoff.total_seconds(),
+        )
+        self._keys[key.name] = _Tracked(key, KeyView(key.name), asyncio.Lock(), backoff)
+        self.metrics.add_key(key.name)
+        self.metrics.keys_managed.set(len(self._keys))
+
+    def remove(self, name: str) -> ManagedKey | None:
+        tracked = self._keys.pop(name, None)
+        if tracked is None:
+            return None
+        self.metrics.remove_key(name)
+        self.metrics.keys_managed.set(len(self._keys))
+        return tracked.key
+
+    def managed(self) -> list[ManagedKey]:
+        return [t.key for t in self._keys.values()]
+
+    def names(self) -> list[str]:
+        return sorted(self._keys)
+
+    def view(self, name: str) -> KeyView:
+        return self._get(name).view
+
+    def views(self) -> list[KeyView]:
+        return [self._keys[n].view for n in self.names()]
+
+    def busy(self, name: str) -> bool:
+        return self._get(name).lock.locked()
+
+    def _get(self, name: str) -> _Tracked:
+        try:
+            return self._keys[name]
+        except KeyError:
+            raise UnknownKey(name) from None
+
+    # --- operations (each takes the key's lock; ``wait=False`` refuses when busy) ---------
+
+    async def poll(self, name: str) -> RotationResult | None:
+        """Look for a newer version in Vault and rotate to it; the first poll also recovers."""
+        t = self._get(name)
+        if t.lock.locked() or not t.backoff.ready() or not self._vault_backoff.ready():
+            return None
+        async with t.lock:
+            result: RotationResult | None = await self._guard(
+                t, self._poll(t) if t.started else self._start(t)
+            )
+            return result
+
+    async def inspect(self, name: str) -> KeyView:
+        """Read Vault and verify, delivering nothing: ``rotator check``."""
+        t = self._get(name)
+        async with t.lock:
+            await self._guard(t, self._inspect(t))
+        return t.view
+
+    async def verify(self, name: str, *, wait: bool = True) -> KeyView:
+        t = self._get(name)
+        if not wait and t.lock.locked():
+            raise KeyBusy(name)
+        async with t.lock:
+            await self._guard(t, self._verify(t))
+        return t.view
+
+    async def rotate(
+        self, name: str, *, version: int | None = None, force: bool = False
+    ) -> RotationResult:
+        t = self._get(name)
+        if t.lock.locked():
+            raise KeyBusy(name)
+        async with t.lock:
+            result = await self.rotator.rotate(t.key, version=version, force=force)
+            await self._after_rotation(t, result)
+            return result
+
+    async def rollback(self, name: str) -> RotationResult:
+        t = self._get(name)
+        if t.lock.locked():
+            raise KeyBusy(name)
+        async with t.lock:
+            result = await self.rotator.rollback(t.key)
+            await self._after_rotation(t, result)
+            return result
+
+    # --- internals -------------------------------------------------------------------------
+
+    async def _guard(self, t: _Tracked, work: Any) -> Any:
+        """One key's trouble is reported on that key and goes no further."""
+        try:
+            result = await work
+            self._vault_backoff.succeeded()
+            return result
+        except VaultError as exc:
+            # The metric and log are the adapter's; keep the last known state, and let the
+            # other keys wait instead of all asking a Vault that is down.
+            self._vault_backoff.failed()
+            t.view = replace(t.view, problem=f"vault: {exc}")
+        except (SecretNotFound, BadSecret) as exc:
+            self._secret_problem(t, exc)
+        except Exception:
+            self.metrics.errors.labels(component="scheduler").inc()
+            log.exception("key.unexpected_error", key=t.key.name)
+        return None
+
+    async def _start(self, t: _Tracked) -> None:
+        converged = await self.rotator.converge(t.key)
+        await self._poll(t)
+        # Under another instance's lease (it may be a crashed one) nothing was checked:
+        # converge again on the next poll, once the lease is released or has run out.
+        t.started = not converged.contended
+        if t.view.last_check_at is None:
+            await self._verify(t)
+
+    async def _inspect(self, t: _Tracked) -> None:
+        await self._latest(t)
+        await self._verify(t)
+
+    async def _latest(self, t: _Tracked) -> int:
+        latest = await self.store.latest_version(t.key.vault_path)
+        if latest is None:
+            raise SecretNotFound(f"{t.key.vault_path}: no live version in Vault")
+        self.metrics.latest_version.labels(key=t.key.name).set(latest)
+        t.view = replace(t.view, latest_version=latest)
+        return latest
+
+    async def _poll(self, t: _Tracked) -> RotationResult | None:
+        latest = await self._latest(t)
+        if latest == t.settled:
+            return None  # the cheap, usual case: one metadata read and nothing to do
+        result = await self.rotator.rotate(t.key)
+        await self._after_rotation(t, result)
+        # Under another instance's lease, look again: it may never finish (a crash).
+        if result.result not in ("postponed", "failed") and not result.contended:
+            t.settled = latest
+        return result
+
+    async def _after_rotation(self, t: _Tracked, result: RotationResult) -> None:
+        if result.result in ("postponed", "failed"):
+            wait = t.backoff.failed(at_least_s=result.retry_after_s or 0.0)
+            log.info("key.retry_scheduled", key=t.key.name, in_s=round(wait, 1))
+        elif result.result in ("rotated", "rolled_back"):
+            t.backoff.succeeded()
+            if t.active is not None:
+                t.previous = t.active
+                t.previous_until = self.clock() + self.settings.rotation.previous_check_for
+                t.reminded = False
+        else:
+            t.backoff.succeeded()
+        if result.version is not None and result.version > (t.view.latest_version or 0):
+            # Ops rotated to a version staged since the last poll.
+            self.metrics.latest_version.labels(key=t.key.name).set(result.version)
+            t.view = replace(t.view, latest_version=result.version)
+        if result.result != "noop" or t.view.last_result is None:
+            # "already active" after a rotation says less than the rotation itself.
+            t.view = replace(t.view, last_result=_result_text(result))
+        if result.secret is not None:
+            self._set_active(t, result.secret)
+            if result.result in ("rotated", "rolled_back"):
+                t.view = replace(t.view, last_rotation_at=self.clock())
+        elif t.active is None or t.active.version != result.active_version:
+            await self._load_active(t, result.active_version)
+        if result.status is not None and result.result in ("rotated", "rolled_back"):
+            self._record_verdict(t, Verification(result.status))
+            # Tell ops at once whether the replaced key is still live (delete it in the console).
+            await self._check_previous(t)
+
+    async def _load_active(self, t: _Tracked, active: int | None) -> None:
+        state, _ = await self.store.read_state(t.key.name)
+        version = active if active is not None else state.active_version
+        if state.activated_at is not None:
+            t.view = replace(t.view, last_rotation_at=state.activated_at)
+            self.metrics.last_rotation.labels(key=t.key.name).set(state.activated_at.timestamp())
+        if version is None:
+            # Nothing delivered yet (the newest was rejected): show the newest.
+            version = t.view.latest_version
+        if version is None:
+            return
+        secret = await self.store.read_secret(t.key.vault_path, version)
+        self._set_active(t, secret, recorded=state.active_version == version)
+
+    def _set_active(self, t: _Tracked, secret: SecretVersion, recorded: bool = True) -> None:
+        t.active = secret
+        expiry = compute_expiry(
+            secret.expires_at, secret.created_at, self.settings.expiry, t.key.vault_path
+        )
+        if expiry.beyond_max:
+            log.warning(
+                "key.expiry_beyond_max",
+                key=t.key.name,
+                version=secret.version,
+                expires_at=expiry.at.isoformat(),
+                max_lifetime_days=self.settings.expiry.max_lifetime_days,
+            )
+        t.expiry = expiry
+        name = t.key.name
+        if recorded:
+            self.metrics.active_version.labels(key=name).set(secret.version)
+        self.metrics.expiry.labels(key=name).set(expiry.at.timestamp())
+        self.metrics.expiry_assumed.labels(key=name).set(1 if expiry.assumed else 0)
+        self.metrics.secret_error.labels(key=name).set(0)
+        t.view = replace(
+            t.view,
+            active_version=secret.version if recorded else t.view.active_version,
+            expires_at=expiry.at,
+            expiry_assumed=expiry.assumed,
+            fingerprint=secret.fingerprint,
+            problem=None,
+        )
+        self._check_band(t)
+
+    def _check_band(self, t: _Tracked) -> None:
+        if t.expiry is None:
+            return
+        now_band = band(t.expiry, self.clock(), self.settings.expiry)
+        if now_band > Band.OK and (t.band is None or now_band > t.band):
+            log.warning(
+                "key.expiry_threshold",
+                key=t.key.name,
+                threshold=now_band.name.lower(),
+                expires_at=t.expiry.at.isoformat(),
+                assumed=t.expiry.assumed,
+                days_left=round(t.expiry.days_left(self.clock()), 1),
+                version=t.active.version if t.active else None,
+            )
+        t.band = now_band
+
+    async def _verify(self, t: _Tracked) -> None:
+        if t.active is None:
+            await self._load_active(t, None)
+        if t.active is None:
+            return
+        started = time.monotonic()
+        verdict = await self.verifier.verify(t.active.api_key)
+        log.info(
+            "key.verified",
+            key=t.key.name,
+            version=t.active.version,
+            status=verdict.status.value,
+            http_status=verdict.http_status,
+            fingerprint=t.active.fingerprint,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            detail=verdict.detail or None,
+        )
+        self._record_verdict(t, verdict)
+        self._check_band(t)
+        await self._check_previous(t)
+
+    def _record_verdict(self, t: _Tracked, verdict: Verification) -> None:
+        now = self.clock()
+        self.metrics.set_status(t.key.name, verdict.status)
+        self.metrics.last_check.labels(key=t.key.name).set(now.timestamp())
+        t.view = replace(t.view, status=verdict.status, last_check_at=now)
+
+    async def _check_previous(self, t: _Tracked) -> None:
+        if t.previous is None or t.previous_until is None:
+            return
+        gauge = self.metrics.previous_still_valid.labels(key=t.key.name)
+        if self.clock() > t.previous_until:
+            gauge.set(0)
+            t.previous = None
+            return
+        verdict = await self.verifier.verify(t.previous.api_key)
+        if verdict.status.is_transient:
+            return
+        live = verdict.status is Status.VALID
+        gauge.set(1 if live else 0)
+        t.view = replace(t.view, previous_still_valid=live)
+        if live and not t.reminded:
+            t.reminded = True
+            log.warning(
+                "key.previous_still_valid",
+                key=t.key.name,
+                version=t.previous.version,
+                fingerprint=t.previous.fingerprint,
+                action="delete this key in Mistral's console",
+            )
+        if not live:
+            t.previous = None
+
+    def _secret_problem(self, t: _Tracked, exc: SecretNotFound | BadSecret) -> None:
+        self.metrics.secret_error.labels(key=t.key.name).set(1)
+        if isinstance(exc, BadSecret):
+            log.error(
+                "key.bad_secret", key=t.key.name, path=exc.path, field=exc.field, reason=exc.reason
+            )
+        else:
+            log.error("key.secret_missing", key=t.key.name, path=t.key.vault_path)
+        t.view = replace(t.view, problem=str(exc))
+
+
+def _result_text(result: RotationResult) -> str:
+    return f"{result.result}: {result.reason}" if result.reason else result.result

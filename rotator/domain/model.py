@@ -1,0 +1,99 @@
+"""Values the rest of the daemon passes around. No I/O here."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Status(enum.StrEnum):
+    """What Mistral's answer says about a key (see docs: context table)."""
+
+    VALID = "valid"
+    INVALID = "invalid"
+    BILLING_BLOCKED = "billing_blocked"
+    FORBIDDEN = "forbidden"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    RATE_LIMITED = "rate_limited"
+    UNREACHABLE = "unreachable"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_transient(self) -> bool:
+        """True when the answer says nothing about the key itself: try again later."""
+        return self in _TRANSIENT
+
+    @property
+    def rejects(self) -> bool:
+        """True when a candidate key with this status must never be delivered."""
+        return self in _REJECTING
+
+
+_TRANSIENT = frozenset({Status.RATE_LIMITED, Status.UNREACHABLE, Status.UNKNOWN})
+_REJECTING = frozenset(
+    {Status.INVALID, Status.BILLING_BLOCKED, Status.FORBIDDEN, Status.MODEL_UNAVAILABLE}
+)
+
+
+def fingerprint(api_key: str) -> str:
+    """The last four characters, as Mistral's console shows a key."""
+    return api_key[-4:] if len(api_key) >= 8 else "****"
+
+
+@dataclass(frozen=True)
+class SecretVersion:
+    """One version of a key's KV v2 secret. ``api_key`` is kept out of repr."""
+
+    path: str
+    version: int
+    created_at: datetime
+    api_key: str = field(repr=False)
+    expires_at: str | None = None
+    key_name: str | None = None
+    workspace: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.api_key)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of asking Mistral about a key. ``detail`` never holds the key."""
+
+    status: Status
+    http_status: int | None = None
+    detail: str = ""
+    duration_s: float = 0.0
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """What the daemon has done with one key, kept in Vault under ``vault.state_path``."""
+
+    active_version: int | None = None
+    previous_version: int | None = None
+    activated_at: datetime | None = None
+    last_result: str | None = None
+    rejected_version: int | None = None
+    """A candidate that failed verification; not retried until a newer one or ops force it."""
+    pending_version: int | None = None
+    pending_owner: str | None = None
+    pending_until: datetime | None = None
+    """While set and in the future, another instance is delivering ``pending_version``."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a sink is handed: one version of one key."""
+
+    key: str
+    version: int
+    api_key: str = field(repr=False)
+    expires_at: datetime | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.api_key)
