@@ -60,7 +60,10 @@ def test_status_table(stack: Stack) -> None:
         "NEXT",
     ]
     row = next(line.split() for line in lines if line.startswith("cli-a "))
-    assert row[:7] == ["cli-a", "valid", EXPIRES, "200", "no", "1/1", stack.first["cli-a"][-4:]]
+    # The key expires at midnight UTC 200 days on: from noon on, that rounds to 199 days left.
+    left = datetime.fromisoformat(EXPIRES).replace(tzinfo=UTC) - datetime.now(UTC)
+    days = f"{left.total_seconds() / 86400:.0f}"
+    assert row[:7] == ["cli-a", "valid", EXPIRES, days, "no", "1/1", stack.first["cli-a"][-4:]]
     assert "\x1b[" not in done.stdout  # no colour off a terminal
 
 
