@@ -3,7 +3,7 @@
 Each key is given a *behaviour* that decides how the stand-in answers for it; unknown keys
 get 401, as from Mistral. Behaviours (``name`` or ``name:argument``):
 
-``valid``                 200 and the model list
+``valid``                 200 and the model list (cards as Mistral's: ``answers.py``)
 ``invalid``               401 with Mistral's documented error shape
 ``invalid-detail``        401 ``{"detail": "Unauthorized"}``
 ``invalid-message``       401 ``{"message": "Unauthorized", "request_id": ...}``
@@ -11,7 +11,8 @@ get 401, as from Mistral. Behaviours (``name`` or ``name:argument``):
 ``billing``               402
 ``forbidden``             403
 ``not-found``             404
-``no-model[:MODEL]``      200, the list without MODEL (default: the first of ``models``)
+``no-model[:MODEL]``      200, the list without MODEL under any of its names (default: the
+                          first of ``models``)
 ``rate-limited[:N]``      429 with ``Retry-After: N`` (default 1; ``none`` leaves it out)
 ``unavailable``           503 with a JSON body
 ``bad-gateway``           502 with an HTML body, as from a proxy
@@ -49,6 +50,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any
 
+from rotator.demo.answers import Answer, answer, encode
 from rotator.domain.model import fingerprint
 
 DEFAULT_MODELS = (
@@ -206,29 +208,6 @@ class _Server(ThreadingHTTPServer):
         pass
 
 
-def _error(message: str, kind: str) -> dict[str, Any]:
-    return {"object": "error", "message": message, "type": kind, "param": None, "code": None}
-
-
-_BAD_GATEWAY = (
-    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
-    b"</body>\r\n</html>\r\n"
-)
-_FIXED: dict[str, tuple[int, Any]] = {
-    "invalid": (401, _error("Unauthorized", "unauthorized")),
-    "invalid-detail": (401, {"detail": "Unauthorized"}),
-    "invalid-empty": (401, b""),
-    "billing": (402, _error("Payment required: check your billing settings", "billing")),
-    "forbidden": (403, _error("You do not have access to this resource", "forbidden")),
-    "not-found": (404, {"detail": "Not Found"}),
-    "unavailable": (503, _error("Service unavailable", "service_unavailable")),
-    "bad-gateway": (502, _BAD_GATEWAY),
-    "not-json": (200, b"OK"),
-    "no-list": (200, {"object": "list"}),
-}
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in two writes
@@ -274,41 +253,25 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, step: Step) -> None:
         name, arg = step
         state = self.server.state
-        if name in _FIXED:
-            self._send(*_FIXED[name])
-        elif name == "valid":
-            self._send(200, _model_list(state.models))
-        elif name == "slow":
-            state.stopping.wait(float(arg or 0))
-            self._send(200, _model_list(state.models))
-        elif name == "no-model":
-            gone = arg or state.models[0]
-            self._send(200, _model_list(tuple(m for m in state.models if m != gone)))
-        elif name == "invalid-message":
-            self._send(401, {"message": "Unauthorized", "request_id": secrets.token_hex(16)})
-        elif name == "rate-limited":
-            wait = {} if arg == "none" else {"Retry-After": arg or "1"}
-            self._send(429, _error("Requests rate limit exceeded", "rate_limited"), wait)
-        elif name == "redirect":
-            self._send(302, b"", {"Location": arg or "https://example.invalid/v1/models"})
-        elif name == "reset":
+        if name == "reset":
             self._reset()
+            return
+        if name == "slow":
+            state.stopping.wait(float(arg or 0))
+        canned = answer(name, arg, state.models)
+        if canned is not None:
+            self._write(canned)
 
     def _send(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        is_json = not isinstance(body, bytes)
-        raw = json.dumps(body).encode() if is_json else body
-        self.send_response(code)
-        if is_json:
-            self.send_header("Content-Type", "application/json")
-        elif raw.startswith(b"<html>"):
-            self.send_header("Content-Type", "text/html")
-        elif raw:
-            self.send_header("Content-Type", "text/plain")
-        for name, value in (headers or {}).items():
+        self._write(encode(code, body, tuple((headers or {}).items())))
+
+    def _write(self, canned: Answer) -> None:
+        self.send_response(canned.status)
+        for name, value in canned.headers:
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(raw)))
+        self.send_header("Content-Length", str(len(canned.body)))
         self.end_headers()
-        self.wfile.write(raw)
+        self.wfile.write(canned.body)
 
     def _reset(self) -> None:
         partial = b'HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n{"object": "li'
@@ -317,16 +280,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.close_connection = True
         os.close(self.connection.detach())
-
-
-def _model_list(models: tuple[str, ...]) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": [
-            {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "mistralai"}
-            for m in models
-        ],
-    }
 
 
 class MistralStandIn:

@@ -1,4 +1,9 @@
-"""What each answer to GET /v1/models says about a key (the contract's status table)."""
+"""What each answer to GET /v1/models says about a key (the contract's status table).
+
+Mistral's answers come from the stand-in (``rotator.demo.answers``): the same bytes that
+``tests/integration/test_standin_sdk.py`` shows Mistral's own SDK reads as Mistral's. Bodies
+written here are only the odd ones no Mistral shape covers.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import json
 import pytest
 
 from rotator.adapters.mistral.verifier import classify, summarize
+from rotator.demo.answers import answer, model_list
+from rotator.demo.standin import BEHAVIOURS, DEFAULT_MODELS, parse_behaviour
 from rotator.domain.model import Status
 from rotator.logs import REDACTOR
 
@@ -14,42 +21,79 @@ MODEL = "mistral-large-latest"
 
 
 def _models(*ids: str) -> bytes:
-    return json.dumps(
-        {"object": "list", "data": [{"id": i, "object": "model"} for i in ids]}
-    ).encode()
+    """The stand-in's model list for a key that may use ``ids`` (and their aliases)."""
+    return json.dumps(model_list(ids)).encode()
+
+
+def mistral(behaviour: str) -> tuple[int, bytes]:
+    """Status and body of the stand-in's answer for ``behaviour``."""
+    ((name, arg),) = parse_behaviour(behaviour)
+    canned = answer(name, arg, DEFAULT_MODELS)
+    assert canned is not None, f"{behaviour} sends no answer"
+    return canned.status, canned.body
+
+
+# Every behaviour that sends an answer ("reset" cuts the connection instead).
+STANDIN = [
+    ("valid", Status.VALID, "HTTP 200: mistral-large-latest available"),
+    ("slow:0", Status.VALID, "HTTP 200: mistral-large-latest available"),
+    ("no-model", Status.MODEL_UNAVAILABLE, "HTTP 200: mistral-large-latest not among"),
+    ("invalid", Status.INVALID, "HTTP 401: Unauthorized"),
+    ("invalid-detail", Status.INVALID, "HTTP 401: Unauthorized"),
+    ("invalid-message", Status.INVALID, "HTTP 401: Unauthorized"),
+    ("invalid-empty", Status.INVALID, "HTTP 401: (empty body)"),
+    ("billing", Status.BILLING_BLOCKED, "HTTP 402: Payment required"),
+    ("forbidden", Status.FORBIDDEN, "HTTP 403: You do not have access"),
+    ("not-found", Status.MODEL_UNAVAILABLE, "HTTP 404: Not Found"),
+    ("rate-limited", Status.RATE_LIMITED, "HTTP 429: Requests rate limit exceeded"),
+    ("unavailable", Status.UNREACHABLE, "HTTP 503: Service unavailable"),
+    ("bad-gateway", Status.UNREACHABLE, "HTTP 502: 502 Bad Gateway"),
+    ("not-json", Status.UNKNOWN, "HTTP 200: answer is not JSON"),
+    ("no-list", Status.UNKNOWN, "HTTP 200: answer has no model list"),
+    ("redirect", Status.UNKNOWN, "HTTP 302: redirect not followed"),
+]
+
+
+def test_every_answer_of_the_standin_is_in_the_table() -> None:
+    assert {b.partition(":")[0] for b, _, _ in STANDIN} == BEHAVIOURS - {"reset"}
+
+
+@pytest.mark.parametrize(("behaviour", "expected", "detail"), STANDIN)
+def test_standin_answers(behaviour: str, expected: Status, detail: str) -> None:
+    status, said = classify(*mistral(behaviour), MODEL)
+    assert status is expected
+    assert said.startswith(detail)
+
+
+@pytest.mark.parametrize("model", ["mistral-large-2411", "mistral-large-latest"])
+def test_a_model_is_found_by_its_dated_id_or_its_alias(model: str) -> None:
+    assert classify(*mistral("valid"), model)[0] is Status.VALID
+
+
+def test_a_fine_tuned_model_is_found() -> None:
+    tuned = "ft:open-mistral-7b:587a6b29:20240514:7e773925"
+    assert classify(200, _models(MODEL, tuned), tuned)[0] is Status.VALID
 
 
 @pytest.mark.parametrize(
     ("code", "body", "expected"),
     [
-        (200, _models("mistral-small-latest", MODEL), Status.VALID),
         (200, _models("mistral-small-latest"), Status.MODEL_UNAVAILABLE),
         (200, _models(), Status.MODEL_UNAVAILABLE),
-        (200, b'{"object": "list"}', Status.UNKNOWN),
         (200, b'{"object": "list", "data": {"id": "mistral-large-latest"}}', Status.UNKNOWN),
         (200, b'["mistral-large-latest"]', Status.UNKNOWN),
-        (200, b"OK", Status.UNKNOWN),
         (200, b"", Status.UNKNOWN),
         (200, b"\xff\xfe\x00garbage", Status.UNKNOWN),
         (200, b"[" * 100_000, Status.UNKNOWN),
-        (401, b'{"detail": "Unauthorized"}', Status.INVALID),
-        (401, b'{"message": "Unauthorized", "request_id": "3f2a"}', Status.INVALID),
-        (401, b"", Status.INVALID),
-        (402, b'{"object": "error", "message": "Payment required"}', Status.BILLING_BLOCKED),
         (403, b"", Status.FORBIDDEN),
-        (404, b'{"detail": "Not Found"}', Status.MODEL_UNAVAILABLE),
-        (429, b'{"message": "Requests rate limit exceeded"}', Status.RATE_LIMITED),
         (500, b"Internal Server Error", Status.UNREACHABLE),
-        (502, b"<html><head><title>502 Bad Gateway</title></head></html>", Status.UNREACHABLE),
-        (503, b'{"object": "error", "message": "Service unavailable"}', Status.UNREACHABLE),
         (504, b"", Status.UNREACHABLE),
         (301, b"", Status.UNKNOWN),
-        (302, b"", Status.UNKNOWN),
         (400, b'{"message": "bad request"}', Status.UNKNOWN),
         (418, b"", Status.UNKNOWN),
     ],
 )
-def test_status_table(code: int, body: bytes, expected: Status) -> None:
+def test_status_table_beyond_the_standin(code: int, body: bytes, expected: Status) -> None:
     status, detail = classify(code, body, MODEL)
     assert status is expected
     assert detail.startswith(f"HTTP {code}")
@@ -57,21 +101,13 @@ def test_status_table(code: int, body: bytes, expected: Status) -> None:
 
 @pytest.mark.parametrize("code", [401, 402, 403, 404, 429, 503])
 def test_error_statuses_ignore_a_body_that_looks_like_success(code: int) -> None:
-    status, _ = classify(code, _models(MODEL), MODEL)
+    status, _ = classify(code, mistral("valid")[1], MODEL)
     assert status is not Status.VALID
 
 
-@pytest.mark.parametrize(
-    ("body", "detail"),
-    [
-        (b'{"detail": "Unauthorized"}', "HTTP 401: Unauthorized"),
-        (b'{"message": "Unauthorized", "request_id": "3f2a-11"}', "HTTP 401: Unauthorized"),
-        (b"", "HTTP 401: (empty body)"),
-        (b'{"detail": [{"loc": ["header"], "msg": "x"}]}', 'HTTP 401: {"detail": [{"loc":'),
-    ],
-)
-def test_detail_reads_the_usual_error_shapes(body: bytes, detail: str) -> None:
-    assert classify(401, body, MODEL)[1].startswith(detail)
+def test_detail_of_a_validation_error_is_its_json() -> None:
+    body = b'{"detail": [{"loc": ["header"], "msg": "x"}]}'
+    assert classify(401, body, MODEL)[1].startswith('HTTP 401: {"detail": [{"loc":')
 
 
 def test_detail_of_an_html_gateway_page_is_one_short_line() -> None:
