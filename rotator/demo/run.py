@@ -31,6 +31,7 @@ from rotator import logs
 from rotator.config import parse_settings
 from rotator.config.expiry import ExpirySettings
 from rotator.core.service import KeyService
+from rotator.demo.sdk_hint import sdk_hint
 from rotator.demo.standin import MistralStandIn
 
 REAL_MISTRAL = "https://api.mistral.ai"
@@ -195,6 +196,8 @@ def run_demo(*, metrics_port: int, admin_port: int) -> int:
         (workdir / "rotator.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         settings = parse_settings(config)
         _banner(workdir, vault_url, token, metrics_port, admin_port)
+        if standin is not None:
+            click.echo(sdk_hint(vault_url, workdir / "vault-token", standin.url))
         logs.configure(None, "INFO")
         from rotator.app.daemon import run as run_daemon
 

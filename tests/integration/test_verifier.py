@@ -138,6 +138,16 @@ async def test_a_model_missing_from_the_list_is_model_unavailable(
     assert "mistral-medium-2" in result.detail
 
 
+@pytest.mark.parametrize("model", ["mistral-large-2411", "mistral-large-latest"])
+async def test_a_model_is_found_by_its_dated_id_or_its_alias(
+    mistral: MistralStandIn, make_verifier: MakeVerifier, model: str
+) -> None:
+    # Mistral lists an alias both inside its model's card and as an entry of its own.
+    key = keyed(mistral, "valid")
+    result = await make_verifier(settings(mistral.url, model=model)).verify(key)
+    assert result.status is Status.VALID
+
+
 async def test_outage_then_recovery_ends_valid(
     mistral: MistralStandIn, make_verifier: MakeVerifier
 ) -> None:
