@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -102,7 +103,7 @@ def test_the_sdk_lists_the_demo_standins_models_as_the_hint_says(demo: Demo) -> 
         [sys.executable, "-"], input=source, capture_output=True, text=True, timeout=60
     )
     assert listed.returncode == 0, listed.stderr
-    assert set(DEFAULT_MODELS) <= set(json.loads(listed.stdout.replace("'", '"')))
+    assert set(DEFAULT_MODELS) <= set(ast.literal_eval(listed.stdout))
     key = demo_key(demo.output)
     for text in (demo.output, listed.stdout, listed.stderr, source):
         assert key not in text
