@@ -23,6 +23,9 @@ get 401, as from Mistral. Behaviours (``name`` or ``name:argument``):
 ``redirect[:URL]``        302 to URL (a verifier must not follow it with the key)
 ``seq:B1,B2,...``         one behaviour per request in turn; the last one repeats
 
+The answers' bodies and headers are Mistral's shapes (``answers.py``); what Mistral's own
+Python SDK makes of each behaviour is listed in ``tests/integration/test_standin_sdk.py``.
+
 Control, for callers in another process (kept tiny on purpose):
 ``PUT /_standin/keys`` with ``{"api_key": ..., "behaviour": ...}`` and ``GET /_standin/stats``.
 
