@@ -30,12 +30,16 @@ VERIFY_MODES = {
 
 def server_context(tls: TlsServerConfig) -> ssl.SSLContext:
     """A server context, or ``ValueError`` naming the field whose file is unusable."""
+    for name in ("cert_file", "key_file", "client_ca_file"):
+        path = getattr(tls, name)
+        try:
+            if path is not None:
+                path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"tls_server_config.{name}: cannot read ({_reason(exc)})") from None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         context.load_cert_chain(tls.cert_file, tls.key_file)
-    except FileNotFoundError as exc:
-        missing = "key_file" if exc.filename == str(tls.key_file) else "cert_file"
-        raise ValueError(f"tls_server_config.{missing}: no such file") from None
     except OSError as exc:
         raise ValueError(
             "tls_server_config.cert_file/key_file: cannot use them "
