@@ -1,0 +1,131 @@
+"""The client side of the listeners' TLS, for the admin-API clients (``rotator status`` ...).
+
+``client_context`` builds what httpx verifies the daemon with: the system's CAs, or
+``--ca-cert``; a client certificate when ``--client-cert``/``--client-key`` are given.
+``tls_failure`` turns the exception of a refused connection into a sentence that says which
+side refused what: the daemon's certificate (unknown CA, wrong name, expired), this client's
+certificate, or TLS spoken to a plain listener and the other way round.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import httpx
+
+CA_ENV = "ROTATOR_CA_CERT"
+CERT_ENV = "ROTATOR_CLIENT_CERT"
+KEY_ENV = "ROTATOR_CLIENT_KEY"
+
+_UNKNOWN_CA = {18, 19, 20, 21}
+"""OpenSSL's X509_V_ERR_*: self-signed, self-signed in chain, unknown issuer (local or leaf)."""
+_NAME_MISMATCH = {62, 64}
+"""Host name, IP address."""
+_EXPIRED = 10
+_CLIENT_CERT_REFUSED = (
+    "CERTIFICATE_REQUIRED",
+    "BAD_CERTIFICATE",
+    "UNKNOWN_CA",
+    "CERTIFICATE_UNKNOWN",
+    "ACCESS_DENIED",
+    "UNSUPPORTED_CERTIFICATE",
+)
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
+
+
+def client_context(
+    ca_cert: Path | None, client_cert: Path | None, client_key: Path | None
+) -> ssl.SSLContext:
+    """``ValueError`` naming the option whose file cannot be used."""
+    if client_key is not None and client_cert is None:
+        raise ValueError(f"--client-key needs --client-cert (or ${CERT_ENV})")
+    try:
+        context = ssl.create_default_context(cafile=str(ca_cert) if ca_cert else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"--ca-cert {ca_cert}: {_reason(exc)}") from None
+    if client_cert is not None:
+        try:
+            context.load_cert_chain(client_cert, client_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"--client-cert {client_cert} / --client-key {client_key}: {_reason(exc)} "
+                "(PEM files; the key may be inside --client-cert or in --client-key)"
+            ) from None
+    return context
+
+
+def tls_failure(exc: BaseException, url: str, *, has_client_cert: bool) -> str | None:
+    """What went wrong in TLS terms, or None when it was not about TLS."""
+    cause = _ssl_cause(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        code = cause.verify_code
+        if code in _UNKNOWN_CA:
+            return (
+                f"the daemon's certificate at {url} is not signed by a CA this client trusts "
+                f"({cause.verify_message}): pass --ca-cert (or ${CA_ENV}) with the CA that "
+                "signed it"
+            )
+        if code in _NAME_MISMATCH:
+            return (
+                f"the daemon's certificate is not for the host in {url} "
+                f"({cause.verify_message}): use a --url with a name the certificate holds"
+            )
+        if code == _EXPIRED:
+            return f"the daemon's certificate at {url} has expired: renew it"
+        return f"the daemon's certificate at {url} was refused ({cause.verify_message})"
+    if isinstance(cause, ssl.SSLError):
+        reason = str(cause.reason or "")
+        if any(r in reason for r in _CLIENT_CERT_REFUSED):
+            if not has_client_cert:
+                return (
+                    f"the daemon at {url} wants a client certificate: pass --client-cert and "
+                    f"--client-key (or ${CERT_ENV}, ${KEY_ENV})"
+                )
+            return (
+                f"the daemon at {url} refused this client's certificate ({reason}): it must be "
+                "signed by the CA in the daemon's client_ca_file"
+            )
+        if any(r in reason for r in _NOT_TLS):
+            return f"the daemon at {url} does not speak TLS: use http://"
+        return f"TLS with the daemon at {url} failed ({reason or cause})"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        # A TLS server that refuses a client certificate closes the connection after the
+        # handshake, without an answer (asyncio sends no alert); a TLS listener does the same
+        # to plain HTTP.
+        if url.startswith("http://"):
+            return (
+                f"the daemon at {url} closed the connection without an answer: if it serves "
+                "TLS (server.web_config_file), use https://"
+            )
+        if not has_client_cert:
+            return (
+                f"the daemon at {url} closed the connection without an answer: it probably "
+                f"wants a client certificate: pass --client-cert and --client-key "
+                f"(or ${CERT_ENV}, ${KEY_ENV})"
+            )
+        return (
+            f"the daemon at {url} closed the connection without an answer: it probably "
+            "refused this client's certificate (it must be signed by the CA in the daemon's "
+            "client_ca_file, and hold a name in client_allowed_sans if that is set)"
+        )
+    return None
+
+
+def _ssl_cause(exc: BaseException) -> BaseException | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
