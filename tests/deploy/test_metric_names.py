@@ -23,8 +23,10 @@ FILES = [
     ALERTS,
     DASHBOARD,
     COMPOSE,
-    *sorted((DEPLOY / "compose").iterdir()),
+    DEPLOY / "docker-compose.tls.yml",
+    *sorted(p for p in (DEPLOY / "compose").rglob("*") if p.is_file()),
     *sorted(KUBERNETES.glob("*.yaml")),
+    *sorted((DEPLOY / "kubernetes-tls").glob("*.yaml")),
 ]
 EXPORTED = exported_series()
 
