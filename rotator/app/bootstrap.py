@@ -11,12 +11,10 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from threading import Thread
-from wsgiref.simple_server import WSGIServer
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from rotator.adapters.metrics.exposition import start_metrics_server
+from rotator.adapters.metrics.exposition import metrics_app
 from rotator.adapters.metrics.registry import Metrics
 from rotator.adapters.mistral.verifier import MistralVerifier
 from rotator.adapters.sinks.registry import build_sink, close_sinks
@@ -30,9 +28,10 @@ from rotator.config.sinks import SinkSettings
 from rotator.core.rotation import ManagedKey
 from rotator.core.service import KeyService
 from rotator.core.staging import stage_key
-from rotator.listen import split_listen
 from rotator.logs import get_logger
 from rotator.ports import Sink
+from rotator.web.server import address, bind, serve
+from rotator.web.watch import WebConfigWatcher
 
 log = get_logger(__name__)
 
@@ -125,11 +124,27 @@ def admin_deps(
     )
 
 
-def open_metrics_listener(app: App) -> tuple[WSGIServer, Thread]:
-    host, port = split_listen(app.settings.server.metrics_listen)
-    server, thread = start_metrics_server(app.metrics, host, port)
-    log.info("metrics.listening", address=f"{host}:{server.server_port}")
-    return server, thread
+def open_web_config(settings: Settings) -> WebConfigWatcher:
+    """The listeners' web config file, read now; ConfigError naming the field when bad."""
+    return WebConfigWatcher(settings.server.web_config_file)
+
+
+def open_metrics_listener(settings: Settings) -> socket.socket:
+    """The metrics socket, bound; ConfigError when the address cannot be had."""
+    return bind(settings.server.metrics_listen, "server.metrics_listen")
+
+
+async def serve_metrics(
+    app: App, sock: socket.socket, web: WebConfigWatcher, stop: asyncio.Event
+) -> None:
+    """``/metrics`` (basic auth from the web config file) and ``/healthz`` until ``stop``."""
+    where = address(sock)
+    log.info("metrics.listening", address=where, url=f"{web.scheme}://{where}")
+    api = metrics_app(app.metrics.exposition, lambda: web.state.users)
+    try:
+        await serve(api, sock, web, stop, name="metrics")
+    finally:
+        sock.close()
 
 
 async def stage(

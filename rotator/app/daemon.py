@@ -43,16 +43,24 @@ async def run(
 ) -> None:
     """Run until ``stop`` is set or SIGTERM/SIGINT arrives; then stop within STOP_TIMEOUT_S.
 
-    Raises ConfigError before starting anything when the admin API cannot start (no token,
-    port taken); ``admin_api=False`` runs without it.
+    Raises ConfigError before starting anything when a listener cannot start (a bad web
+    config file, no admin token, a port taken); ``admin_api=False`` runs without the admin API.
     """
     stop = stop or asyncio.Event()
+    web = bootstrap.open_web_config(settings)
     admin = bootstrap.open_admin(settings) if admin_api else None
+    try:
+        metrics_sock = bootstrap.open_metrics_listener(settings)
+    except BaseException:
+        if admin is not None:
+            admin.close()
+        raise
+    app = bootstrap.build_app(settings)
+    web.on_error = app.metrics.web_config_reload_errors.inc
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    app = bootstrap.build_app(settings)
     log.info(
         "rotator.starting",
         version=__version__,
@@ -61,18 +69,21 @@ async def run(
         mistral=settings.mistral.base_url,
     )
     warn_plain_http_vault(settings)
-    server, _ = bootstrap.open_metrics_listener(app)
+    listening = [
+        asyncio.create_task(bootstrap.serve_metrics(app, metrics_sock, web, stop), name="metrics"),
+        asyncio.create_task(web.watch(stop), name="web-config"),
+    ]
     discovery = bootstrap.build_discovery(app)
     if discovery is not None:
         await discovery.check_conflicts()
     scheduler = bootstrap.build_daemon_scheduler(app, discovery)
     scheduler.start()
-    tasks = [asyncio.create_task(t(app.service, stop)) for t in extra_tasks or []]
+    tasks = [*listening, *(asyncio.create_task(t(app.service, stop)) for t in extra_tasks or [])]
     if admin is not None:
         deps = bootstrap.admin_deps(
             app, admin.token, stop=stop, scheduler_running=lambda: bool(scheduler.running)
         )
-        tasks.append(asyncio.create_task(admin.serve(deps, stop), name="admin-api"))
+        tasks.append(asyncio.create_task(admin.serve(deps, web, stop), name="admin-api"))
     try:
         await stop.wait()
     finally:
@@ -84,8 +95,7 @@ async def run(
         # Let a delivery under way finish (it is all-or-nothing), but not for ever.
         if pending:
             await asyncio.wait(pending, timeout=STOP_TIMEOUT_S)
-        server.shutdown()
-        server.server_close()
+        metrics_sock.close()
         if admin is not None:
             admin.close()
         await app.aclose()

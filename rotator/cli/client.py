@@ -8,6 +8,7 @@ auth refused; 1: the daemon tried and it did not work).
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import httpx
 
 from rotator.admin.auth import TOKEN_ENV
 from rotator.errors import RotatorError
+from rotator.web.client import client_context, tls_failure
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 READ_TIMEOUT_S = 15.0
@@ -45,11 +47,28 @@ def read_token(token_file: Path | None) -> str | None:
 
 
 class AdminClient:
-    def __init__(self, url: str, token: str | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        ca_cert: Path | None = None,
+        client_cert: Path | None = None,
+        client_key: Path | None = None,
+    ) -> None:
+        """For an ``https://`` URL the daemon's certificate is verified with the system's CAs
+        or ``ca_cert``; ``client_cert``/``client_key`` answer a daemon that asks for one."""
         if not url.startswith(("http://", "https://")):
             raise DaemonError(f"--url must start with http:// or https://, got {url!r}", EXIT_USAGE)
         self.url = url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.has_client_cert = client_cert is not None
+        self.verify: ssl.SSLContext | bool = True
+        if url.startswith("https://"):
+            try:
+                self.verify = client_context(ca_cert, client_cert, client_key)
+            except ValueError as exc:
+                raise DaemonError(str(exc), EXIT_USAGE) from None
 
     def keys(self) -> dict[str, Any]:
         return self._call("GET", "/api/v1/keys", READ_TIMEOUT_S)[1]
@@ -65,13 +84,21 @@ class AdminClient:
     ) -> tuple[int, dict[str, Any]]:
         try:
             answer = httpx.request(
-                method, self.url + path, json=body, headers=self.headers, timeout=timeout
+                method,
+                self.url + path,
+                json=body,
+                headers=self.headers,
+                timeout=timeout,
+                verify=self.verify,
             )
         except httpx.TimeoutException:
             raise DaemonError(
                 f"the daemon at {self.url} did not answer within {timeout:g}s", EXIT_PROBLEM
             ) from None
         except httpx.HTTPError as exc:
+            refused = tls_failure(exc, self.url, has_client_cert=self.has_client_cert)
+            if refused is not None:
+                raise DaemonError(refused, EXIT_USAGE) from None
             raise DaemonError(
                 f"cannot reach the daemon at {self.url} ({type(exc).__name__}: {exc})", EXIT_USAGE
             ) from None

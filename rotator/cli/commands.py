@@ -183,7 +183,22 @@ def demo(metrics_port: int, admin_port: int) -> None:
 # --- clients of the running daemon's admin API ----------------------------------------------
 
 
+def _remember_tls(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    """The TLS options reach the client through the context: no command's signature grows."""
+    ctx.meta.setdefault("rotator.tls", {})[param.name] = value
+
+
 def admin_options(command: Any) -> Any:
+    for option, env, what in reversed(TLS_OPTIONS):
+        command = click.option(
+            option,
+            envvar=env,
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            expose_value=False,
+            callback=_remember_tls,
+            help=f"{what} (default ${env}).",
+        )(command)
     command = click.option(
         "--token-file",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -200,10 +215,18 @@ def admin_options(command: Any) -> Any:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(command)
 
 
+TLS_OPTIONS = [
+    ("--ca-cert", "ROTATOR_CA_CERT", "CA file to verify an https:// daemon with"),
+    ("--client-cert", "ROTATOR_CLIENT_CERT", "Client certificate (PEM) for a daemon that asks"),
+    ("--client-key", "ROTATOR_CLIENT_KEY", "Its private key (PEM), unless inside --client-cert"),
+]
+
+
 def _client(url: str, token_file: Path | None) -> Any:
     from rotator.cli.client import AdminClient, read_token
 
-    return AdminClient(url, read_token(token_file))
+    tls = click.get_current_context().meta.get("rotator.tls", {})
+    return AdminClient(url, read_token(token_file), **tls)
 
 
 def _talk(work: Any) -> Any:

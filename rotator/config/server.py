@@ -1,4 +1,4 @@
-"""``server:``: the metrics and admin listeners and the admin token."""
+"""``server:``: the metrics and admin listeners, their web config file and the admin token."""
 
 from __future__ import annotations
 
@@ -17,3 +17,6 @@ class ServerSettings(Section):
     metrics_per_key: Literal["full", "compact"] = "full"
     """``compact`` (for thousands of keys): status as one ``mistral_key_status_code`` series;
     load deploy/prometheus/alerts-compact.yml instead of alerts.yml."""
+    web_config_file: Path | None = None
+    """TLS, client certificates and basic auth for every listener (exporter-toolkit's
+    web config format; :mod:`rotator.web.config`). Without it: plain HTTP."""

@@ -5,5 +5,7 @@
 - :mod:`rotator.web.config`: ``server.web_config_file``, exporter-toolkit's format.
 - :mod:`rotator.web.watch`: the settings in force, re-read when the files change.
 - :mod:`rotator.web.tls`, :mod:`rotator.web.auth`: server TLS contexts; basic auth (bcrypt).
-- :mod:`rotator.web.metrics_app`: ``/metrics`` and ``/healthz`` of the metrics listener.
+- :mod:`rotator.web.client`: the admin clients' side of TLS (and what a refusal means).
+
+The metrics listener's app is :mod:`rotator.adapters.metrics.exposition`.
 """

@@ -37,6 +37,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from rotator.errors import ConfigError
+from rotator.listen import split_listen
 from rotator.logs import get_logger
 from rotator.web.tls import peer_allowed
 from rotator.web.watch import WebConfigWatcher
@@ -51,11 +52,10 @@ GRACEFUL_S = 5.0
 
 def bind(listen: str, field: str) -> socket.socket:
     """A listening socket for ``HOST:PORT`` (``[::1]:PORT`` too); ConfigError naming ``field``."""
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, int(port)), family=family)
+        host, port = split_listen(listen)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ConfigError([f"{field}: cannot listen on {listen} ({reason})"]) from None

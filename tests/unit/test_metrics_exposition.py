@@ -10,10 +10,11 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from rotator.adapters.metrics.exposition import start_metrics_server
+from rotator.adapters.metrics.exposition import metrics_app
 from rotator.adapters.metrics.keyseries import KeyFamily
 from rotator.adapters.metrics.registry import Metrics
 from rotator.domain.model import Status
+from tests.web.listener import Listener
 
 Sample = tuple[str, tuple[tuple[str, str], ...], float]
 
@@ -97,11 +98,8 @@ def test_counters_refuse_to_go_down_and_labels_are_checked() -> None:
 @pytest.fixture
 def served() -> Iterator[tuple[Metrics, str]]:
     metrics = fleet(["alpha", "beta"])
-    server, thread = start_metrics_server(metrics, "127.0.0.1", 0)
-    yield metrics, f"http://127.0.0.1:{server.server_port}/metrics"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with Listener(metrics_app(metrics.exposition, lambda: None)) as listener:
+        yield metrics, f"{listener.url}/metrics"
 
 
 def test_served_over_http_plain_and_gzipped(served: tuple[Metrics, str]) -> None:

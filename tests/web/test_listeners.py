@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from rotator.web.metrics_app import metrics_app
+from rotator.adapters.metrics.exposition import metrics_app
 from tests.waiting import wait_for
 from tests.web.certs import CA, Issued, der_serial, serial_of
 from tests.web.listener import Listener

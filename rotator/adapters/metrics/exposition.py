@@ -1,57 +1,71 @@
-"""The ``/metrics`` endpoint: :meth:`Metrics.exposition` over HTTP, in a thread of its own.
+"""The metrics listener's ASGI app: ``/metrics`` (behind basic auth when the web config file
+has users) and ``/healthz``; served by :func:`rotator.web.server.serve` like every listener.
 
-prometheus_client's ``start_http_server`` renders through ``generate_latest`` and gzips at
-level 9: 2.4 s and more a scrape at 10,000 keys. This one serves the fast exposition and
-compresses at level 1 (a tenth of the CPU for about the same ratio on this repetitive text).
+``/metrics`` is :meth:`Metrics.exposition`, the fast direct text rendering (prometheus_client's
+``generate_latest`` takes 2.4 s a scrape at 10,000 keys), gzipped at level 1 when the client
+accepts it (a tenth of level 9's CPU for about the same ratio on this repetitive text). Both
+run in a worker thread, as they did in the WSGI server this replaces, so a large scrape never
+holds up the event loop. ``/healthz`` answers without auth: it says only that the listener
+is up, and a kubelet probe carries no password.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
-import socket
-from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
-from threading import Thread
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from collections.abc import Callable
 
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rotator.adapters.metrics.registry import Metrics
+from rotator.web.auth import BasicAuth, BasicAuthUsers
 
-StartResponse = Callable[..., Any]
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+Headers = list[tuple[bytes, bytes]]
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+def metrics_app(
+    exposition: Callable[[], bytes], users: Callable[[], BasicAuthUsers | None]
+) -> ASGIApp:
+    """``exposition``: the text to serve (``Metrics.exposition``); ``users``: who may read it."""
+    protected = BasicAuth(_Exposition(exposition), users)
 
-
-def metrics_app(metrics: Metrics) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
-            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
-            return [b""]
-        body = metrics.exposition()
-        headers = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)]
-        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            body = gzip.compress(body, compresslevel=1)
-            headers.append(("Content-Encoding", "gzip"))
-        start_response("200 OK", headers)
-        return [body]
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/healthz":
+            await _answer(send, 200, b"ok\n", [(b"content-type", b"text/plain; charset=utf-8")])
+        elif scope["path"] == "/metrics":
+            await protected(scope, receive, send)
+        else:
+            await _answer(send, 404, b"not found: try /metrics\n", [])
 
     return app
 
 
-def start_metrics_server(metrics: Metrics, host: str, port: int) -> tuple[WSGIServer, Thread]:
-    """Serve in a daemon thread; ``server.server_port`` is the bound port (0 picks one)."""
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
-    server_class = type("_MetricsServer", (_Server,), {"address_family": family})
-    server: WSGIServer = make_server(host, port, metrics_app(metrics), server_class, _Quiet)
-    thread = Thread(target=server.serve_forever, name="metrics-http", daemon=True)
-    thread.start()
-    return server, thread
+class _Exposition:
+    def __init__(self, exposition: Callable[[], bytes]) -> None:
+        self.exposition = exposition
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            await _answer(send, 405, b"", [(b"allow", b"GET, HEAD")])
+            return
+        accepts = dict(scope["headers"]).get(b"accept-encoding", b"")
+        body, headers = await asyncio.to_thread(self._render, b"gzip" in accepts)
+        await _answer(send, 200, body, headers, head=scope["method"] == "HEAD")
+
+    def _render(self, compress: bool) -> tuple[bytes, Headers]:
+        body = self.exposition()
+        headers = [(b"content-type", CONTENT_TYPE_PLAIN_0_0_4.encode())]
+        if compress:
+            body = gzip.compress(body, compresslevel=1)
+            headers.append((b"content-encoding", b"gzip"))
+        return body, headers
+
+
+async def _answer(
+    send: Send, status: int, body: bytes, headers: Headers, head: bool = False
+) -> None:
+    length = [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + length})
+    await send({"type": "http.response.body", "body": b"" if head else body})

@@ -102,6 +102,11 @@ class Metrics:
             registry=r,
         )
         self.errors = Counter("rotator_errors", "Errors by component.", ["component"], registry=r)
+        self.web_config_reload_errors = Counter(
+            "rotator_web_config_reload_errors",
+            "Changed web config files (server.web_config_file) that could not be used.",
+            registry=r,
+        )
         self.keys_managed = Gauge("rotator_keys_managed", "Keys under management.", registry=r)
         self.build_info = Gauge("rotator_build_info", "Build.", ["version"], registry=r)
         self.build_info.labels(version=__version__).set(1)
@@ -112,6 +117,7 @@ class Metrics:
             self.vault_up,
             self.vault_token_expiry,
             self.errors,
+            self.web_config_reload_errors,
             self.keys_managed,
             self.build_info,
         ]
