@@ -66,7 +66,7 @@ class WebConfigWatcher:
         self.state = WebState()
         self._seen = b""
         if path is not None:
-            self._seen = self._fingerprint()
+            self._seen = fingerprint(path)
             try:
                 self.state = build_state(path)
             except ValueError as exc:
@@ -81,7 +81,7 @@ class WebConfigWatcher:
         """Re-read if anything changed; True when new settings were taken."""
         if self.path is None:
             return False
-        seen = self._fingerprint()
+        seen = fingerprint(self.path)
         if seen == self._seen:
             return False
         self._seen = seen
@@ -112,17 +112,17 @@ class WebConfigWatcher:
             if not stop.is_set():
                 await asyncio.to_thread(self.poll)
 
-    def _fingerprint(self) -> bytes:
-        """A digest of the file and of every file it names (missing ones count as empty)."""
-        assert self.path is not None
-        digest = hashlib.sha256(_read(self.path))
-        try:
-            names = build_paths(self.path)
-        except ValueError:
-            names = ()
-        for name in names:
-            digest.update(b"\0" + str(name).encode() + b"\0" + _read(name))
-        return digest.digest()
+
+def fingerprint(path: Path) -> bytes:
+    """A digest of the file and of every file it names (missing ones count as empty)."""
+    digest = hashlib.sha256(_read(path))
+    try:
+        names = build_paths(path)
+    except ValueError:
+        names = ()
+    for name in names:
+        digest.update(b"\0" + str(name).encode() + b"\0" + _read(name))
+    return digest.digest()
 
 
 def build_paths(path: Path) -> tuple[Path, ...]:
