@@ -164,6 +164,13 @@ def config() -> None:
 def validate(config_file: Path | None) -> None:
     """Check the configuration and list every error with its field path."""
     settings = _load(config_file)
+    from rotator.app.bootstrap import open_web_config
+
+    try:
+        open_web_config(settings)  # as `run` reads it: a bad web config file is exit 2 too
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_USAGE)
     click.echo(
         f"configuration OK: {len(settings.keys)} key(s)"
         + (f", discovery under {settings.discover.prefix}" if settings.discover else "")

@@ -4,6 +4,10 @@
     web = WebConfigWatcher(settings.server.web_config_file)  # ConfigError if the file is bad
     await serve(asgi_app, sock, web, stop, name="metrics")   # returns once ``stop`` is set
 
+In the daemon one ``WebConfigWatcher`` serves every listener (``bootstrap.open_web_config``;
+``web.scheme`` says ``http`` or ``https`` for the URL a listener logs in its ``*.listening``
+event, where tests/web/test_daemon_listeners.py finds every listener).
+
 ``serve`` runs an ASGI app on an already bound socket in the running event loop, with TLS
 when the web config file asks for it (``web.ssl_context``; certificates renewed on disk are
 used from the next connection on once ``web.watch(stop)`` runs somewhere, once per daemon)
@@ -118,9 +122,11 @@ async def serve(
     *,
     name: str = "http",
     read_timeout: float = READ_TIMEOUT_S,
+    max_head_bytes: int | None = None,
 ) -> None:
     """Serve ``app`` on ``sock`` until ``stop`` is set; then finish answers under way (for
-    ``GRACEFUL_S`` at most) and close the socket."""
+    ``GRACEFUL_S`` at most) and close the socket. ``max_head_bytes``: a request line and
+    headers larger than this are refused (h11's default, 16 KiB, without it)."""
     config = uvicorn.Config(
         app,
         http=_GuardedH11,
@@ -131,6 +137,7 @@ async def serve(
         server_header=False,
         proxy_headers=False,
         timeout_keep_alive=max(1, int(read_timeout)),
+        h11_max_incomplete_event_size=max_head_bytes,
     )
     config.load()
     state = ServerState()

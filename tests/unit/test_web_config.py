@@ -173,3 +173,29 @@ def test_other_bad_sections_are_named(tmp_path: Path) -> None:
     (tmp_path / "web.yml").unlink()
     with pytest.raises(ConfigError, match=r"cannot read \(No such file or directory\)"):
         WebConfigWatcher(tmp_path / "web.yml")
+
+
+def test_config_validate_reads_the_web_config_file_as_run_does(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from rotator.cli.commands import cli
+
+    web = tmp_path / "web.yml"
+    web.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": "plain-text"}}))
+    config = tmp_path / "rotator.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "server": {"web_config_file": str(web)},
+                "keys": [{"name": "alpha", "vault_path": "mistral/alpha"}],
+            }
+        )
+    )
+    result = CliRunner().invoke(cli, ["config", "validate", "--config", str(config)])
+    assert result.exit_code == 2
+    assert f"server.web_config_file ({web}): basic_auth_users: prometheus: not a bcrypt" in (
+        result.output
+    )
+    web.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": HASH}}))
+    result = CliRunner().invoke(cli, ["config", "validate", "--config", str(config)])
+    assert result.exit_code == 0, result.output
