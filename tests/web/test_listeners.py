@@ -293,3 +293,28 @@ def test_idle_and_slow_clients_are_cut_off_and_never_keep_others_waiting(
         # Plain ones at the 2 s read deadline; TLS ones (no handshake) at HANDSHAKE_TIMEOUT_S.
         assert time.monotonic() - began < 12
         assert plain.get("/").status_code == 200
+
+
+# --- what the admin client says when TLS fails ---------------------------------------------
+
+
+def test_the_admin_client_names_a_certificate_for_another_host_and_a_plain_listener(
+    tmp_path: Path, ca: CA
+) -> None:
+    from rotator.cli.client import AdminClient, DaemonError
+
+    elsewhere = ca.issue("elsewhere", dns=("rotator.example",), ips=())
+    web = write_web(tmp_path / "web.yml", tls_server_config=tls_section(elsewhere))
+    with Listener(web_config_file=web) as listener:
+        with pytest.raises(DaemonError) as caught:
+            AdminClient(listener.url, None, ca_cert=ca.cert).keys()
+        assert caught.value.exit_code == 2
+        assert "not for the host in" in str(caught.value)
+    with Listener() as plain:
+        https = plain.url.replace("http://", "https://")
+        with pytest.raises(DaemonError) as caught:
+            AdminClient(https, None, ca_cert=ca.cert).keys()
+        assert caught.value.exit_code == 2
+        assert "does not speak TLS: use http://" in str(caught.value)
+    with pytest.raises(DaemonError, match="--client-key needs --client-cert"):
+        AdminClient("https://127.0.0.1:1", None, client_key=elsewhere.key)
