@@ -275,13 +275,14 @@ def test_idle_and_slow_clients_are_cut_off_and_never_keep_others_waiting(
             for _ in range(5):
                 assert plain.get("/").status_code == 200
                 assert https.get(tls.url).status_code == 200
-        request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        # Long enough that a byte every 50 ms cannot complete it before the 2 s deadline.
+        request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 300 + b"\r\n\r\n"
         sent = 0
 
         def slow_client_cut() -> bool:
             nonlocal sent
             try:
-                slow.send(request[sent % len(request) : sent % len(request) + 1])
+                slow.send(request[sent : sent + 1])
                 sent += 1
             except OSError:
                 return True
