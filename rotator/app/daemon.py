@@ -56,7 +56,7 @@ async def run(
             admin.close()
         raise
     app = bootstrap.build_app(settings)
-    web.on_error = app.metrics.web_config_reload_errors.inc
+    web.on_reload = app.metrics.web_config_reloaded
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -4,8 +4,9 @@
 naming the field) and then, from :meth:`watch`, compares every few seconds the bytes of the
 file and of the certificate, key and CA files it names. Changed and good: the new settings
 apply to the next connection (TLS) or request (basic auth, headers). Changed and broken: the
-old settings stay, the problem is logged once and ``on_error`` is called (the daemon counts
-``rotator_web_config_reload_errors_total``). Switching TLS on or off needs a restart (the
+old settings stay, the problem is logged once. ``on_reload(ok)`` hears of each attempt (the
+daemon counts ``rotator_web_config_reload_errors_total`` and sets
+``rotator_web_config_last_reload_successful``). Switching TLS on or off needs a restart (the
 listeners' sockets are TLS or not from the start), so such a change is refused the same way.
 """
 
@@ -60,9 +61,11 @@ class WebConfigWatcher:
     """``state``: the settings in force; ``ssl_context``: what listeners hand to asyncio
     (None: plain HTTP). ``path`` None: plain HTTP, no auth, nothing to watch."""
 
-    def __init__(self, path: Path | None, *, on_error: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, path: Path | None, *, on_reload: Callable[[bool], None] | None = None
+    ) -> None:
         self.path = path
-        self.on_error = on_error or (lambda: None)
+        self.on_reload = on_reload or (lambda ok: None)
         self.state = WebState()
         self._seen = b""
         if path is not None:
@@ -96,12 +99,13 @@ class WebConfigWatcher:
                 problem=str(exc),
                 action="fix the file; the settings read before stay in force",
             )
-            self.on_error()
+            self.on_reload(False)
             return False
         self.state = state
         if self.ssl_context is not None and state.tls is not None:
             self.ssl_context.current = state.tls
         log.info("web_config.reloaded", path=str(self.path), tls=state.tls is not None)
+        self.on_reload(True)
         return True
 
     async def watch(self, stop: asyncio.Event, interval: float = RELOAD_INTERVAL_S) -> None:

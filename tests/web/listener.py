@@ -39,7 +39,7 @@ class Listener:
         read_timeout: float | None = None,
     ) -> None:
         self.errors = 0
-        self.web = WebConfigWatcher(web_config_file, on_error=self._count)
+        self.web = WebConfigWatcher(web_config_file, on_reload=self._count)
         self.sock = bind("127.0.0.1:0", "test.listen")
         self.port = self.sock.getsockname()[1]
         self.url = f"{self.web.scheme}://127.0.0.1:{self.port}"
@@ -53,8 +53,8 @@ class Listener:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _count(self) -> None:
-        self.errors += 1
+    def _count(self, ok: bool) -> None:
+        self.errors += 0 if ok else 1
 
     def _run(self) -> None:
         asyncio.run(self._main())

@@ -226,6 +226,7 @@ def test_tls_daemon_basic_auth_cli_and_a_reloaded_web_config(
             15,
             "the reload error to be counted",
         )
+        assert daemon.metric("rotator_web_config_last_reload_successful") == 0
         (failed,) = daemon.events("web_config.reload_failed")
         assert "tls_server_config.cert_file: cannot read" in failed["problem"]
         assert daemon.cli("status", *tls_args, env=env).returncode == 0

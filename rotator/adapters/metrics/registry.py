@@ -107,6 +107,12 @@ class Metrics:
             "Changed web config files (server.web_config_file) that could not be used.",
             registry=r,
         )
+        self.web_config_ok = Gauge(
+            "rotator_web_config_last_reload_successful",
+            "0 while a changed web config file (or its certificates) cannot be used.",
+            registry=r,
+        )
+        self.web_config_ok.set(1)
         self.keys_managed = Gauge("rotator_keys_managed", "Keys under management.", registry=r)
         self.build_info = Gauge("rotator_build_info", "Build.", ["version"], registry=r)
         self.build_info.labels(version=__version__).set(1)
@@ -118,6 +124,7 @@ class Metrics:
             self.vault_token_expiry,
             self.errors,
             self.web_config_reload_errors,
+            self.web_config_ok,
             self.keys_managed,
             self.build_info,
         ]
@@ -137,6 +144,12 @@ class Metrics:
         for family in self._per_key:
             family.render(out)
         return "".join(out).encode()
+
+    def web_config_reloaded(self, ok: bool) -> None:
+        """A changed web config file was taken (``ok``) or refused."""
+        self.web_config_ok.set(1 if ok else 0)
+        if not ok:
+            self.web_config_reload_errors.inc()
 
     def add_key(self, key: str) -> None:
         """Create the key's series so that alerts see zeros, not absence."""
