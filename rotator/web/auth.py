@@ -20,6 +20,10 @@ from collections.abc import Callable
 import bcrypt
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from rotator.logs import get_logger
+
+log = get_logger(__name__)
+
 MAX_PASSWORD_BYTES = 72
 """bcrypt looks at no more; a longer password is refused, as Go's bcrypt does."""
 MAX_REMEMBERED = 64
@@ -81,6 +85,10 @@ class BasicAuth:
         if given is not None and await asyncio.to_thread(users.check, *given):
             await self.app(scope, receive, send)
             return
+        # As the admin API's refusals: who, where; never what was sent (a mistyped password).
+        caller = (scope.get("client") or ("-",))[0]
+        event = "metrics.auth_missing" if given is None else "metrics.auth_refused"
+        log.warning(event, caller=caller, path=scope["path"])
         body = b"Unauthorized\n"
         await send(
             {

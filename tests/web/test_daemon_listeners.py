@@ -162,6 +162,10 @@ def test_tls_daemon_basic_auth_cli_and_a_reloaded_web_config(
                 httpx.get(url.replace("https://", "http://") + "/healthz", timeout=5)
         metrics = found["metrics"]
         assert httpx.get(f"{metrics}/metrics", verify=daemon.verify).status_code == 401
+        wrong = ("prometheus", "not-" + password)
+        assert httpx.get(f"{metrics}/metrics", verify=daemon.verify, auth=wrong).status_code == 401
+        assert daemon.events("metrics.auth_missing")[0]["caller"] == "127.0.0.1"
+        assert daemon.events("metrics.auth_refused")[0]["caller"] == "127.0.0.1"
         assert daemon.metric("mistral_key_valid", key="alpha") == 1
         assert httpx.get(f"{metrics}/healthz", verify=daemon.verify).status_code == 200
 
