@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rotator import __version__
 from rotator.admin.auth import require_token
 from rotator.admin.limits import BodyLimit
+from rotator.admin.mint_routes import router as mint_routes
 from rotator.admin.models import (
     Accepted,
     Health,
@@ -219,6 +220,7 @@ def create_app(state: AdminState | None) -> FastAPI:
     api.state.admin = state
     api.include_router(probes)
     api.include_router(keys)
+    api.include_router(mint_routes)
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_middleware(BodyLimit)

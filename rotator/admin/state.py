@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Request
 
+from rotator.core.admin_keys import AdminKeys
 from rotator.core.service import KeyService
 
 WAIT_S = 30.0
@@ -28,6 +29,8 @@ class AdminDeps:
     """The admin bearer token; None when auth is off (loopback only)."""
     stop: asyncio.Event | None = None
     """Set when the daemon stops: readiness then answers 503."""
+    admin_keys: AdminKeys | None = None
+    """Mistral's Admin API: inventory and minting (None without ``mistral.admin``)."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from rotator.adapters.metrics.exposition import metrics_app
 from rotator.adapters.metrics.registry import Metrics
+from rotator.adapters.mistral.admin import MistralAdminClient
 from rotator.adapters.mistral.verifier import MistralVerifier
 from rotator.adapters.sinks.registry import build_sink, close_sinks
 from rotator.adapters.vault.gateway import VaultStore
@@ -25,6 +26,7 @@ from rotator.app.discovery import Discovery
 from rotator.app.scheduler import build_scheduler
 from rotator.config import Settings
 from rotator.config.sinks import SinkSettings
+from rotator.core.admin_keys import AdminKeys
 from rotator.core.rotation import ManagedKey
 from rotator.core.service import KeyService
 from rotator.core.staging import stage_key
@@ -46,6 +48,9 @@ class App:
     verifier: MistralVerifier
     service: KeyService
     with_sinks: bool = True
+    admin_keys: AdminKeys | None = None
+    """Inventory and minting, with ``mistral.admin`` (see :mod:`rotator.app.minting`)."""
+    admin_client: MistralAdminClient | None = None
 
     def new_key(self, name: str, vault_path: str, sinks: list[SinkSettings]) -> ManagedKey:
         """A managed key with its sinks built; ConfigError when a sink can never work."""
@@ -65,6 +70,8 @@ class App:
     async def aclose(self) -> None:
         await close_sinks(s for key in self.service.managed() for s in key.sinks)
         await self.verifier.aclose()
+        if self.admin_client is not None:
+            await self.admin_client.aclose()
         self.store.close()
 
 
@@ -121,6 +128,7 @@ def admin_deps(
         critical_days=app.settings.expiry.critical_days,
         token=token,
         stop=stop,
+        admin_keys=app.admin_keys,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from rotator import __version__
 from rotator.app import bootstrap
+from rotator.app.minting import admin_keys_task, build_admin_keys
 from rotator.config import Settings
 from rotator.config.common import check_plain_http
 from rotator.core.service import KeyService
@@ -56,6 +57,7 @@ async def run(
             admin.close()
         raise
     app = bootstrap.build_app(settings)
+    app.admin_keys, app.admin_client = build_admin_keys(app) or (None, None)
     web.on_reload = app.metrics.web_config_reloaded
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -79,6 +81,8 @@ async def run(
     scheduler = bootstrap.build_daemon_scheduler(app, discovery)
     scheduler.start()
     tasks = [*listening, *(asyncio.create_task(t(app.service, stop)) for t in extra_tasks or [])]
+    if app.admin_keys is not None:
+        tasks.append(asyncio.create_task(admin_keys_task(app, stop), name="mistral-admin"))
     if admin is not None:
         deps = bootstrap.admin_deps(
             app, admin.token, stop=stop, scheduler_running=lambda: bool(scheduler.running)

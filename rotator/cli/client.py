@@ -73,6 +73,9 @@ class AdminClient:
     def keys(self) -> dict[str, Any]:
         return self._call("GET", "/api/v1/keys", READ_TIMEOUT_S)[1]
 
+    def inventory(self) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/inventory", READ_TIMEOUT_S)[1]
+
     def operate(
         self, name: str, action: str, body: dict[str, Any] | None = None
     ) -> tuple[int, dict[str, Any]]:

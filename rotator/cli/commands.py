@@ -343,5 +343,60 @@ def verify(url: str, token_file: Path | None, as_json: bool, name: str) -> None:
     sys.exit(EXIT_OK if answer.get("status") == "valid" else EXIT_PROBLEM)
 
 
+# --- Mistral's Admin API, through the daemon --------------------------------------------------
+
+
+@cli.command()
+@admin_options
+@click.argument("name")
+def mint(url: str, token_file: Path | None, as_json: bool, name: str) -> None:
+    """Ask the daemon to mint a replacement for NAME now (0 minted and active, 1 failed)."""
+    answer = _operate(url, token_file, name, "mint")
+    if answer is None:
+        sys.exit(EXIT_PROBLEM)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+    elif answer.get("result") == "rotated":
+        click.echo(
+            f"{name}: minted and active as version {answer.get('version')} "
+            f"(Mistral key_id {answer.get('mistral_key_id')})"
+        )
+    else:
+        click.echo(f"{name}: {answer.get('result')}: {answer.get('reason') or ''}".rstrip(": "))
+    sys.exit(EXIT_OK if answer.get("result") == "rotated" else EXIT_PROBLEM)
+
+
+@cli.command()
+@admin_options
+def inventory(url: str, token_file: Path | None, as_json: bool) -> None:
+    """Every key of the Mistral organization, and which managed key it is (if any)."""
+    listing = _talk(lambda: _client(url, token_file).inventory())
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+        return
+    click.echo(_inventory_table(listing.get("keys", [])))
+
+
+def _inventory_table(rows: list[dict[str, Any]]) -> str:
+    header = ("NAME", "WORKSPACE", "KEY", "CREATED", "EXPIRES", "LAST USED", "MANAGED")
+    lines = [header]
+    for r in rows:
+        lines.append(
+            (
+                str(r.get("name") or ""),
+                str(r.get("workspace") or "-"),
+                f"...{r['fingerprint']}" if r.get("fingerprint") else "-",
+                str(r.get("created_at") or "-")[:10],
+                str(r.get("expires_at") or "never")[:10],
+                str(r.get("last_used") or "-")[:10],
+                str(r.get("managed_key") or "(unmanaged)"),
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
 def main() -> None:
     cli()

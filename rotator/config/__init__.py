@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from rotator.config.admin import check_mint_needs_admin
 from rotator.config.common import Section
 from rotator.config.expiry import ExpirySettings
 from rotator.config.keys import DiscoverSettings, KeySettings
@@ -45,6 +46,9 @@ class Settings(Section):
             seen.add(key.name)
         if not self.keys and self.discover is None:
             raise ValueError("no keys: give 'keys' or 'discover'")
+        mints = [(f"keys[{i}].mint", k.mint) for i, k in enumerate(self.keys)]
+        mints.append(("discover.mint", self.discover.mint if self.discover else None))
+        check_mint_needs_admin(self.mistral.admin, mints)
         return self
 
 

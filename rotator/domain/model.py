@@ -52,6 +52,8 @@ class SecretVersion:
     expires_at: str | None = None
     key_name: str | None = None
     workspace: str | None = None
+    mistral_key_id: str | None = None
+    """The key's ``key_id`` in Mistral's Admin API (written by minting, or by hand)."""
 
     @property
     def fingerprint(self) -> str:
@@ -83,6 +85,13 @@ class KeyState:
     pending_owner: str | None = None
     pending_until: datetime | None = None
     """While set and in the future, another instance is delivering ``pending_version``."""
+    mint_intent: str | None = None
+    """A mint under way (uuid hex); the new key's name in Mistral ends with `` #`` + its first 8."""
+    mint_owner: str | None = None
+    mint_until: datetime | None = None
+    """While in the future, ``mint_owner`` is minting; afterwards its intent is abandoned."""
+    revoked_version: int | None = None
+    """The previous version whose key was already deleted in Mistral."""
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,13 @@ class FakeStore:
         if data is None or version is None:
             raise SecretNotFound(f"{path} v{version}")
         return SecretVersion(
-            path, version, CREATED, data["api_key"], data.get("expires_at"), data.get("key_name")
+            path,
+            version,
+            CREATED,
+            data["api_key"],
+            data.get("expires_at"),
+            data.get("key_name"),
+            mistral_key_id=data.get("mistral_key_id"),
         )
 
     async def write_secret(self, path: str, data: dict[str, str], cas: int | None) -> int:

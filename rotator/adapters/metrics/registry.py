@@ -129,6 +129,10 @@ class Metrics:
             self.build_info,
         ]
 
+    def add_fleet(self, *collectors: Collector) -> None:
+        """Series registered elsewhere (e.g. the Admin API's) that ``/metrics`` shows too."""
+        self._fleet.extend(collectors)
+
     def _key_gauge(self, name: str, documentation: str, *more: str) -> KeyFamily:
         return self._key_family(KeyFamily(name, documentation, ("key", *more), "gauge"))
 

@@ -13,7 +13,7 @@ from rotator.domain.model import KeyState, SecretVersion
 from rotator.errors import BadSecret
 from rotator.logs import REDACTOR
 
-_OPTIONAL_TEXT = ("expires_at", "key_name", "workspace")
+_OPTIONAL_TEXT = ("expires_at", "key_name", "workspace", "mistral_key_id")
 
 
 def parse_time(text: str) -> datetime:
