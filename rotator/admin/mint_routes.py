@@ -43,8 +43,10 @@ class MintOut(BaseModel):
         "sink; failed: see reason (nothing half-done is left in Mistral); contended: another "
         "instance is minting this key; noop: nothing to do."
     )
+    active_version: int | None = Field(description="The version active after the mint.")
     reason: str = Field(description="Why, when nothing was rotated.")
     version: int | None = Field(description="The new Vault version, if one was written.")
+    fingerprint: str | None = Field(description="Last four characters of the active key.")
     mistral_key_id: str | None = Field(description="The new key's key_id in Mistral.")
 
 
@@ -80,10 +82,13 @@ async def mint(name: str, request: Request) -> MintOut | JSONResponse:
 
     async def work() -> MintOut:
         result = await keys.mint_now(name)
+        view = deps.service.view(name)
         return MintOut(
             result=result.result,
+            active_version=view.active_version,
             reason=result.reason,
             version=result.version,
+            fingerprint=view.fingerprint,
             mistral_key_id=result.mistral_key_id,
         )
 

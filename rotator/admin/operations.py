@@ -128,4 +128,13 @@ async def _audited(
             duration_ms=duration_ms,
             **fields,
         )
+    else:  # e.g. a mint (rotator.admin.mint_routes): its result and version
+        log.info(
+            event,
+            outcome=getattr(answer, "result", None),
+            version=getattr(answer, "version", None),
+            reason=getattr(answer, "reason", None) or None,
+            duration_ms=duration_ms,
+            **fields,
+        )
     return answer

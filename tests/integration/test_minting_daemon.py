@@ -58,8 +58,9 @@ def test_a_key_with_ten_days_left_is_replaced_without_a_person(rig: MintRig) -> 
     ) == 1
     assert daemon.events("key.previous_revoked")
     assert rig.state().get("mint_intent") is None
+    metrics = httpx.get(f"{daemon.metrics_url}/metrics", timeout=5).text
     daemon.stop()
-    assert_no_key_in([daemon.output(), *daemon.answers], rig.secrets_seen())
+    assert_no_key_in([daemon.output(), *daemon.answers, metrics], rig.secrets_seen())
 
 
 def test_mint_on_demand_through_the_api_and_inventory(rig: MintRig) -> None:
@@ -83,6 +84,9 @@ def test_mint_on_demand_through_the_api_and_inventory(rig: MintRig) -> None:
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["result"] == "rotated" and body["version"] == 2
+    assert body["active_version"] == 2 and body["fingerprint"] == rig.vault()["api_key"][-4:]
+    [audit] = daemon.events("admin.mint")
+    assert audit["outcome"] == "rotated" and audit["version"] == 2
     assert body["mistral_key_id"] == rig.minted()[0].key_id
     assert rig.sink() == rig.vault()["api_key"]
     out = daemon.cli("inventory", "--json")

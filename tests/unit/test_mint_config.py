@@ -95,3 +95,14 @@ def test_missing_admin_key_is_a_clear_error(
         read_admin_key(AdminApiSettings())
     with pytest.raises(ConfigError, match=r"mistral\.admin\.key_file: cannot read"):
         read_admin_key(AdminApiSettings(key_file=tmp_path / "absent"))
+
+
+def test_discover_mint_names_each_tenant() -> None:
+    settings = parse_settings(
+        {
+            "mistral": ADMIN,
+            "discover": {"prefix": "mistral/tenants", "mint": MINT | {"name": "{name} {date}"}},
+        }
+    )
+    assert settings.discover is not None and settings.discover.mint is not None
+    assert settings.discover.mint.key_name("acme", date(2026, 3, 1)) == "acme 2026-03-01"
