@@ -39,8 +39,9 @@ log = get_logger(__name__)
 
 MintOutcome = Literal["rotated", "failed", "contended", "noop", "postponed"]
 TAG_HEX = 8
-VERIFY_STEP_S = 1.0
-"""Between two tries of a new key during its warm-up."""
+VERIFY_STEPS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
+"""Waits between tries of a new key during its warm-up: quick at first (it is often ready
+within a second), then at most one request every 5 s for the rest of ``verify_warmup``."""
 
 
 class RotationLike(Protocol):
@@ -232,6 +233,7 @@ class Minter:
     async def _verify_warm(self, target: MintTarget, made: MintedKey, intent: str) -> Status:
         """A new key may be refused for a while: retry until ``verify_warmup`` has passed."""
         deadline = self.clock() + target.mint.verify_warmup
+        tries = 0
         while True:
             verdict = await self.verifier.verify(made.api_key)
             if verdict.status is Status.VALID:
@@ -240,7 +242,8 @@ class Minter:
             if not waiting or self.clock() >= deadline:
                 return verdict.status
             await self._keep_intent(target.name, intent)
-            await self.sleep(VERIFY_STEP_S)
+            await self.sleep(VERIFY_STEPS_S[min(tries, len(VERIFY_STEPS_S) - 1)])
+            tries += 1
 
     async def _store(self, target: MintTarget, made: MintedKey) -> int:
         record = made.record

@@ -49,10 +49,11 @@ def rig(
         days_left=10,
         mint={"revoke_previous_after": "2s", "verify_warmup": "20s"},
     )
-    rig.standin.admin.warmup_s = 0.2
+    rig.standin.admin.warmup_s = 0.1
     # A reload that takes a moment widens the window in which a kill lands mid-delivery.
-    rig.daemon.config["keys"][0]["sinks"][0]["reload"] = {"command": ["sleep", "0.3"]}
-    rig.daemon.config["rotation"].update({"lease": "2s", "retry_backoff": "0.5s"})
+    rig.daemon.config["keys"][0]["sinks"][0]["reload"] = {"command": ["sleep", "0.2"]}
+    # Leases short enough that a restart does not wait long for the dead process's.
+    rig.daemon.config["rotation"].update({"lease": "1.5s", "retry_backoff": "0.5s"})
     yield rig
     rig.daemon.stop()
 
@@ -125,7 +126,7 @@ def test_sigkill_at_each_step_of_a_mint_twenty_times(rig: MintRig) -> None:
         assert works(rig.standin, at_kill), f"{where}: the sink's key was deleted"
 
         rig.standin.admin.heal()
-        rig.standin.admin.warmup_s = 0.2
+        rig.standin.admin.warmup_s = 0.1
         daemon = restart(rig, run, outputs)
         data = daemon.wait_until(lambda: settled(rig), 40, f"{where}: settled after restart")
         assert works(rig.standin, rig.sink()), where
