@@ -23,9 +23,12 @@ class VaultError(RotatorError):
 class VaultPermissionDenied(VaultError):
     """Vault refused access to ``path`` even after logging in again."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, reason: str = "") -> None:
         self.path = path
-        super().__init__(f"permission denied on {path}")
+        self.reason = reason
+        """Vault's own words ("invalid role or secret ID"): they hold no secret, and tell a
+        wrong role name from a wrong secret id from a policy that misses a path."""
+        super().__init__(f"permission denied on {path}" + (f": {reason}" if reason else ""))
 
 
 class SecretNotFound(RotatorError):
@@ -40,6 +43,20 @@ class BadSecret(RotatorError):
         self.field = field
         self.reason = reason
         super().__init__(f"bad secret at {path}: field {field!r} {reason}")
+
+
+class StateProblem(RotatorError):
+    """The key's state secret cannot be used as it is: written for another secret, mount or
+    namespace, or its newest version deleted. Nothing is delivered until ops act.
+
+    ``event`` is the log event, ``action`` what to do; ``fields`` name paths and versions.
+    """
+
+    def __init__(self, event: str, message: str, *, action: str, **fields: object) -> None:
+        self.event = event
+        self.action = action
+        self.fields = fields
+        super().__init__(f"{message}: {action}")
 
 
 class CasConflict(RotatorError):

@@ -6,6 +6,7 @@ Adapters (``rotator.adapters``): ``vault.gateway`` (SecretStore), ``mistral.veri
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from rotator.domain.model import Delivery, KeyState, SecretVersion, Verification
@@ -30,6 +31,11 @@ class SecretStore(Protocol):
 
     async def write_secret(self, path: str, data: dict[str, str], cas: int | None) -> int:
         """Write a new version with check-and-set; returns its number. Raises CasConflict."""
+        ...
+
+    async def secret_created(self, path: str) -> datetime | None:
+        """When the secret was created (None if there is none): its identity, as a name
+        deleted and written again starts again at version 1."""
         ...
 
     async def read_state(self, name: str) -> tuple[KeyState, int]:

@@ -64,6 +64,13 @@ class RotateRequest(BaseModel):
         default=False,
         description="Re-deliver the active version to every sink (for a sink that lost it).",
     )
+    break_lease: bool = Field(
+        default=False,
+        description=(
+            "Take over another instance's lease on the key (only when that instance is "
+            "known to be dead): logged as key.lease_broken."
+        ),
+    )
 
 
 class RotationOut(BaseModel):

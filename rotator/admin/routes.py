@@ -143,10 +143,14 @@ async def rotate(
     service = state_of(request).deps.service
 
     async def work() -> RotationOut:
-        result = await service.rotate(name, version=body.version, force=body.force)
+        result = await service.rotate(
+            name, version=body.version, force=body.force, break_lease=body.break_lease
+        )
         return _rotation_out(result, service.view(name).fingerprint)
 
     extra = {"requested_version": body.version, "force": body.force}
+    if body.break_lease:
+        extra["break_lease"] = True
     return await run_operation(request, "rotate", name, work, extra)
 
 

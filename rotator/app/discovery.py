@@ -41,30 +41,36 @@ class Discovery:
         self.new_key = new_key
         self.managed: set[str] = set()
         self._warned: set[str] = set()
+        self._skipped: dict[str, set[str]] = {}
+        """Names not managed at the last listing, by reason (rotator_discover_skipped)."""
 
     async def check_conflicts(self) -> None:
-        """At start-up: a name both configured and discovered is a configuration error."""
+        """At start-up, the rule of every later poll: a tenant named like a configured key
+        is skipped and reported, the configured key wins. Anyone who can write under the
+        prefix must not be able to stop the daemon (and every key) at its next start."""
         try:
             names = await self.lister.list_names(self.prefix)
         except VaultError as exc:
             log.warning("discover.unchecked", prefix=self.prefix, reason=str(exc))
             return
-        both = sorted(self.static & set(names))
-        if both:
-            raise ConfigError(
-                [f"discover.prefix: {n!r} is also in keys: give it one place" for n in both]
-            )
+        for name in sorted(set(names)):
+            self._acceptable(name)
 
     async def refresh(self) -> None:
         try:
             listed = set(await self.lister.list_names(self.prefix))
         except VaultError:
             return  # keep managing what we had; the adapter logged it
+        # Counted afresh at every listing: a tenant renamed or deleted is skipped no more.
+        self._skipped = {}
         wanted = {n for n in listed if self._acceptable(n)}
+        for why in ("conflict", "bad_name", "bad_sink"):
+            skipped = len(self._skipped.get(why, ()))
+            self.service.metrics.discover_skipped.labels(reason=why).set(skipped)
         for name in sorted(wanted - self.managed):
             self._add(name)
         for name in sorted(self.managed - wanted):
-            gone = self.service.remove(name)
+            gone = self.service.remove(name, clear_state=True)
             self.managed.discard(name)
             if gone is not None:
                 await close_sinks(gone.sinks)
@@ -72,18 +78,25 @@ class Discovery:
 
     def _acceptable(self, name: str) -> bool:
         if name in self.static:
-            self._warn_once(name, "discover.conflict", "also in keys; the configured one wins")
+            self._skip(
+                name, "conflict", "discover.conflict", "also in keys; the configured one wins"
+            )
             return False
         if not KEY_NAME.match(name):
-            self._warn_once(name, "discover.skipped", "name must match [a-z0-9-]{1,63}")
+            self._skip(name, "bad_name", "discover.skipped", "name must match [a-z0-9-]{1,63}")
             return False
         return True
+
+    def _skip(self, name: str, why: str, event: str, reason: str) -> None:
+        self._warn_once(name, event, reason)
+        self._skipped.setdefault(why, set()).add(name)
+        self.service.metrics.discover_skipped.labels(reason=why).set(len(self._skipped[why]))
 
     def _add(self, name: str) -> None:
         try:
             key = self.new_key(name)
         except ConfigError as exc:
-            self._warn_once(name, "discover.bad_sink", "; ".join(exc.problems))
+            self._skip(name, "bad_sink", "discover.bad_sink", "; ".join(exc.problems))
             return
         self.service.add(key)
         self.managed.add(name)

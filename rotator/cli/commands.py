@@ -301,6 +301,11 @@ def _report(name: str, answer: dict[str, Any] | None, as_json: bool, ok: frozens
     help="Promote this Vault version (default: the newest).",
 )
 @click.option("--force", is_flag=True, help="Re-deliver the active version to every sink.")
+@click.option(
+    "--break-lease",
+    is_flag=True,
+    help="Take over another instance's lease on NAME (only if that instance is dead).",
+)
 @click.argument("name")
 def rotate(
     url: str,
@@ -308,12 +313,16 @@ def rotate(
     as_json: bool,
     version: int | None,
     force: bool,
+    break_lease: bool,
     name: str,
 ) -> None:
     """Ask the daemon to rotate NAME now (exit 0 rotated or nothing to do, 1 otherwise)."""
     from rotator.cli.client import ROTATE_OK
 
-    answer = _operate(url, token_file, name, "rotate", {"version": version, "force": force})
+    body: dict[str, Any] = {"version": version, "force": force}
+    if break_lease:
+        body["break_lease"] = True
+    answer = _operate(url, token_file, name, "rotate", body)
     _report(name, answer, as_json, ROTATE_OK)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 from rotator.listen import split_listen
 
@@ -31,6 +33,24 @@ def parse_duration(value: object) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _loadable_ca(path: Path | None) -> Path | None:
+    """A CA file that TLS can load now; a missing one is a configuration error, not a
+    failure of every call later (an OSError per request, a traceback every poll)."""
+    if path is None:
+        return None
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except OSError as exc:
+        raise ValueError(f"cannot read CA certificate {path}: {exc.strerror or exc}") from None
+    except ssl.SSLError as exc:
+        raise ValueError(f"no CA certificate in {path}: {exc.reason or exc}") from None
+    return path
+
+
+CaCert = Annotated[Path | None, AfterValidator(_loadable_ca)]
+"""A ``ca_cert`` setting: checked when the configuration is read (``config validate``)."""
 
 
 class Section(BaseModel):

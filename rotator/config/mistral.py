@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field, model_validator
 
 from rotator.config.admin import AdminApiSettings
-from rotator.config.common import Section, check_plain_http
+from rotator.config.common import CaCert, Section, check_plain_http
 
 
 class MistralSettings(Section):
@@ -18,7 +16,7 @@ class MistralSettings(Section):
     """Extra attempts after a transient answer (429, 5xx, timeout) within one verification."""
     max_concurrency: int = Field(default=8, ge=1, le=256)
     max_requests_per_second: float = Field(default=5, gt=0)
-    ca_cert: Path | None = None
+    ca_cert: CaCert = None
     allow_insecure: bool = False
     """Permit plain http:// to a host other than loopback."""
     admin: AdminApiSettings | None = None

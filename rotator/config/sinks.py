@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from rotator.config.common import Section
+from rotator.config.common import CaCert, Section
 
 
 class SignalReload(Section):
@@ -26,7 +26,7 @@ class HttpReload(Section):
     url: str
     method: str = "POST"
     headers: dict[str, str] = Field(default_factory=dict)
-    ca_cert: Path | None = None
+    ca_cert: CaCert = None
     allow_insecure: bool = False
     timeout_seconds: float = Field(default=10, gt=0)
 
@@ -67,7 +67,7 @@ class HttpSinkSettings(Section):
     method: str = "PUT"
     headers: dict[str, str] = Field(default_factory=dict)
     body: str = '{"api_key": "{api_key}"}'
-    ca_cert: Path | None = None
+    ca_cert: CaCert = None
     allow_insecure: bool = False
     timeout_seconds: float = Field(default=10, gt=0)
 

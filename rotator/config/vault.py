@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from rotator.config.common import Section, from_env
+from rotator.config.common import CaCert, Section, from_env
 
 
 class TokenAuth(Section):
@@ -36,7 +36,7 @@ VaultAuth = Annotated[TokenAuth | AppRoleAuth | KubernetesAuth, Field(discrimina
 class VaultSettings(Section):
     address: str = Field(default_factory=from_env("VAULT_ADDR", "http://127.0.0.1:8200"))
     namespace: str | None = Field(default_factory=from_env("VAULT_NAMESPACE"))
-    ca_cert: Path | None = Field(default_factory=from_env("VAULT_CACERT"))
+    ca_cert: CaCert = Field(default_factory=from_env("VAULT_CACERT"))
     auth: VaultAuth = Field(default_factory=TokenAuth)
     kv_mount: str = "secret"
     state_path: str = "mistral-rotator/state"

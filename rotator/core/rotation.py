@@ -24,10 +24,10 @@ from rotator.adapters.metrics.registry import Metrics
 from rotator.config import Settings
 from rotator.core.delivery import LEASE_LOST, Retry, deliver_all
 from rotator.core.lease import RotationLease
-from rotator.domain.choice import choose_target, leased_by_other
+from rotator.domain.choice import LEASE_SKEW, choose_target, leased_by_other, stale_lease
 from rotator.domain.expiry import compute_expiry
 from rotator.domain.model import Delivery, KeyState, SecretVersion, Status
-from rotator.errors import BadSecret, CasConflict, SecretNotFound, SinkError
+from rotator.errors import BadSecret, CasConflict, SecretNotFound, SinkError, StateProblem
 from rotator.logs import get_logger
 from rotator.ports import SecretStore, Sink, Verifier
 
@@ -92,12 +92,32 @@ class Rotator:
     # --- entry points ------------------------------------------------------------------
 
     async def rotate(
-        self, key: ManagedKey, *, version: int | None = None, force: bool = False
+        self,
+        key: ManagedKey,
+        *,
+        version: int | None = None,
+        force: bool = False,
+        break_lease: bool = False,
     ) -> RotationResult:
-        """Promote the newest version (or ``version``); ``force`` re-delivers the active one."""
-        state, cas = await self.store.read_state(key.name)
-        if leased_by_other(state, self.owner, self.clock()):
-            return _contended(state.active_version, "another instance is rotating")
+        """Promote the newest version (or ``version``); ``force`` re-delivers the active one.
+
+        ``break_lease``: ops say the instance holding the key's lease is dead; take it over
+        (logged as ``key.lease_broken``) instead of waiting for it to run out.
+        """
+        state, cas = await self.read_state(key)
+        leased, state, cas = await self._leased(key, state, cas)
+        if leased:
+            if not break_lease:
+                return _contended(state.active_version, "another instance is rotating")
+            until = state.pending_until
+            log.warning(
+                "key.lease_broken",
+                key=key.name,
+                owner=state.pending_owner,
+                version=state.pending_version,
+                pending_until=until.isoformat() if until else None,
+            )
+            self.metrics.lease_takeovers.inc()
         latest = None if version is not None else await self.store.latest_version(key.vault_path)
         target, why = choose_target(state, latest, explicit=version, force=force)
         if target is None:
@@ -108,8 +128,9 @@ class Rotator:
 
     async def rollback(self, key: ManagedKey) -> RotationResult:
         """Go back to the previous version, only if it still verifies."""
-        state, cas = await self.store.read_state(key.name)
-        if leased_by_other(state, self.owner, self.clock()):
+        state, cas = await self.read_state(key)
+        leased, state, cas = await self._leased(key, state, cas)
+        if leased:
             return _contended(state.active_version, "another instance is rotating")
         if state.previous_version is None:
             return RotationResult("failed", state.active_version, "no previous version recorded")
@@ -117,9 +138,9 @@ class Rotator:
 
     async def converge(self, key: ManagedKey) -> RotationResult:
         """After a start or a crash: clear a dead lease, give sinks that lack it the active key."""
-        state, cas = await self.store.read_state(key.name)
-        now = self.clock()
-        if leased_by_other(state, self.owner, now):
+        state, cas = await self.read_state(key)
+        leased, state, cas = await self._leased(key, state, cas)
+        if leased:
             return _contended(state.active_version, "another instance is rotating")
         if state.pending_version is not None:
             log.warning(
@@ -128,6 +149,8 @@ class Rotator:
                 version=state.pending_version,
                 owner=state.pending_owner,
             )
+            if state.pending_owner != self.owner:
+                self.metrics.lease_takeovers.inc()
             state = replace(state, pending_version=None, pending_owner=None, pending_until=None)
             cas = await self.store.write_state(key.name, state, cas)
         if state.active_version is None or not key.sinks:
@@ -146,6 +169,72 @@ class Rotator:
         return await self._redeliver(
             key, state, cas, state.active_version, only=missing, secret=secret
         )
+
+    # --- the state, checked ----------------------------------------------------------------
+
+    async def read_state(self, key: ManagedKey) -> tuple[KeyState, int]:
+        """The key's state, checked to be this key's, with its identity filled in.
+
+        Raises StateProblem for a state that describes another secret (two deployments
+        sharing one ``vault.state_path``). A state of an earlier secret of the same path,
+        deleted and created again since, is left behind: the new secret starts afresh.
+        """
+        state, cas = await self.store.read_state(key.name)
+        if state.vault_path is not None and state.vault_path != key.vault_path:
+            raise StateProblem(
+                "key.state_foreign",
+                f"the state of {key.name} describes the secret {state.vault_path}, "
+                f"not {key.vault_path}",
+                action="give each deployment its own vault.state_path",
+                recorded_vault_path=state.vault_path,
+                vault_path=key.vault_path,
+            )
+        created = await self.store.secret_created(key.vault_path)
+        if (
+            created is not None
+            and state.secret_created is not None
+            and created != state.secret_created
+        ):
+            log.warning(
+                "key.state_reset",
+                key=key.name,
+                vault_path=key.vault_path,
+                reason="the secret was deleted and created again",
+                previous_active_version=state.active_version,
+                secret_created=created.isoformat(),
+            )
+            state = KeyState()
+        identity = replace(
+            state, vault_path=key.vault_path, secret_created=state.secret_created or created
+        )
+        return identity, cas
+
+    async def _leased(
+        self, key: ManagedKey, state: KeyState, cas: int
+    ) -> tuple[bool, KeyState, int]:
+        """Whether another instance holds a live lease, and the state to go on with: a stale
+        lease (a skewed clock) is taken over at once, said and counted, and cleared so that
+        it is not met again at the next poll."""
+        now = self.clock()
+        length = self.settings.rotation.lease
+        if state.pending_owner != self.owner and stale_lease(state, now, length):
+            until = state.pending_until
+            log.warning(
+                "key.lease_taken_over",
+                key=key.name,
+                owner=state.pending_owner,
+                version=state.pending_version,
+                pending_until=until.isoformat() if until else None,
+                reason=f"ends more than {LEASE_SKEW} x rotation.lease from now (a skewed clock?)",
+            )
+            self.metrics.lease_takeovers.inc()
+            cleared = replace(state, pending_version=None, pending_owner=None, pending_until=None)
+            try:
+                cas = await self.store.write_state(key.name, cleared, cas)
+            except CasConflict:
+                return True, state, cas  # someone wrote first: look again next time
+            return False, cleared, cas
+        return leased_by_other(state, self.owner, now, length), state, cas
 
     # --- the procedure -------------------------------------------------------------------
 
@@ -227,6 +316,8 @@ class Rotator:
             last_result=outcome,
             # After a rollback the version we left must not come straight back on the next poll.
             rejected_version=state.active_version if outcome == "rolled_back" else None,
+            vault_path=key.vault_path,
+            secret_created=state.secret_created,
         )
         await lease.release(final)
         self.metrics.rotations.labels(key=key.name, result=outcome).inc()

@@ -8,6 +8,7 @@ one key's failure never reaches another's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -20,8 +21,15 @@ from rotator.core.backoff import Backoff
 from rotator.core.rotation import ManagedKey, RotationResult, Rotator
 from rotator.domain.expiry import Band, Expiry, band, compute_expiry
 from rotator.domain.keyview import KeyView
-from rotator.domain.model import SecretVersion, Status, Verification
-from rotator.errors import BadSecret, RotatorError, SecretNotFound, VaultError
+from rotator.domain.model import KeyState, SecretVersion, Status, Verification
+from rotator.errors import (
+    BadSecret,
+    CasConflict,
+    RotatorError,
+    SecretNotFound,
+    StateProblem,
+    VaultError,
+)
 from rotator.logs import get_logger
 from rotator.ports import SecretStore, Verifier
 
@@ -45,6 +53,10 @@ class _Tracked:
     active: SecretVersion | None = None
     expiry: Expiry | None = None
     band: Band | None = None
+    band_version: int | None = None
+    """The version ``band`` was reached by: a new key starts its own crossings."""
+    band_unrecorded: bool = False
+    """A crossing was logged and is not in the state yet."""
     previous: SecretVersion | None = None
     previous_until: datetime | None = None
     reminded: bool = False
@@ -80,6 +92,7 @@ class KeyService:
             clock=clock,
         )
         self._keys: dict[str, _Tracked] = {}
+        self._removals: set[asyncio.Task[None]] = set()
         poll_s = settings.schedule.poll_interval.total_seconds()
         self._vault_backoff = Backoff(min(1.0, poll_s), max(2 * poll_s, 10.0))
 
@@ -94,13 +107,53 @@ class KeyService:
         self.metrics.add_key(key.name)
         self.metrics.keys_managed.set(len(self._keys))
 
-    def remove(self, name: str) -> ManagedKey | None:
+    def remove(self, name: str, *, clear_state: bool = False) -> ManagedKey | None:
+        """Stop managing ``name`` and drop its series; work under way on it finishes (a
+        delivery is all-or-nothing) and its series are dropped again once it has, since
+        that work sets them as it goes. ``clear_state`` (its secret was deleted): then
+        write an empty state version, so that a secret created again under the name starts
+        afresh; the old state stays readable in the state secret's version history."""
         tracked = self._keys.pop(name, None)
         if tracked is None:
             return None
         self.metrics.remove_key(name)
         self.metrics.keys_managed.set(len(self._keys))
+        if tracked.lock.locked() or clear_state:
+            task = asyncio.get_running_loop().create_task(self._after_removal(tracked, clear_state))
+            self._removals.add(task)
+            task.add_done_callback(self._removals.discard)
         return tracked.key
+
+    async def _after_removal(self, tracked: _Tracked, clear_state: bool) -> None:
+        async with tracked.lock:
+            name = tracked.key.name
+            if name in self._keys:
+                return  # added again meanwhile: its series and state are its own
+            self.metrics.remove_key(name)
+            if clear_state:
+                await self._clear_state(tracked.key)
+
+    async def _clear_state(self, key: ManagedKey) -> None:
+        name = key.name
+        try:
+            state, cas = await self.store.read_state(name)
+            if state.vault_path not in (None, key.vault_path):
+                return  # another deployment's state: never ours to clear
+            if cas == 0 or (state.active_version is None and state.rejected_version is None):
+                return
+            cleared = KeyState(last_result="cleared: the secret was deleted")
+            version = await self.store.write_state(name, cleared, cas)
+        except RotatorError as exc:
+            # Harmless if it stays: the state's secret_created tells a new secret apart.
+            log.warning("key.state_not_cleared", key=name, reason=str(exc))
+            return
+        log.info(
+            "key.state_cleared",
+            key=name,
+            previous_active_version=state.active_version,
+            state_version=version,
+            action=f"the old state is version {cas} of the state secret",
+        )
 
     def managed(self) -> list[ManagedKey]:
         return [t.key for t in self._keys.values()]
@@ -183,13 +236,31 @@ class KeyService:
         return t.view
 
     async def rotate(
-        self, name: str, *, version: int | None = None, force: bool = False
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        force: bool = False,
+        break_lease: bool = False,
     ) -> RotationResult:
         t = self._get(name)
         if t.lock.locked():
             raise KeyBusy(name)
         async with t.lock:
-            result = await self.rotator.rotate(t.key, version=version, force=force)
+            result = await self.rotator.rotate(
+                t.key, version=version, force=force, break_lease=break_lease
+            )
+            if result.contended and not break_lease:
+                # Not silent: ops asked and nothing happened; say whose lease and what to do.
+                state, _ = await self.store.read_state(name)
+                until = state.pending_until
+                log.warning(
+                    "key.lease_held",
+                    key=name,
+                    owner=state.pending_owner,
+                    pending_until=until.isoformat() if until else None,
+                    action="if that instance is dead: rotator rotate --break-lease NAME",
+                )
             await self._after_rotation(t, result)
             return result
 
@@ -217,6 +288,13 @@ class KeyService:
             t.view = replace(t.view, problem=f"vault: {exc}")
         except (SecretNotFound, BadSecret) as exc:
             self._secret_problem(t, exc)
+        except StateProblem as exc:
+            # Acting on this state could deliver the wrong key or undo a rollback: nothing
+            # is done for the key until ops decide (the action says how).
+            self.metrics.errors.labels(component="state").inc()
+            self.metrics.secret_error.labels(key=t.key.name).set(1)
+            log.error(exc.event, key=t.key.name, reason=str(exc), action=exc.action, **exc.fields)
+            t.view = replace(t.view, problem=str(exc))
         except Exception:
             self.metrics.errors.labels(component="scheduler").inc()
             log.exception("key.unexpected_error", key=t.key.name)
@@ -279,14 +357,19 @@ class KeyService:
                 t.view = replace(t.view, last_rotation_at=self.clock())
         elif t.active is None or t.active.version != result.active_version:
             await self._load_active(t, result.active_version)
+        await self._record_band(t)
         if result.status is not None and result.result in ("rotated", "rolled_back"):
             self._record_verdict(t, Verification(result.status))
             # Tell ops at once whether the replaced key is still live (delete it in the console).
             await self._check_previous(t)
 
     async def _load_active(self, t: _Tracked, active: int | None) -> None:
-        state, _ = await self.store.read_state(t.key.name)
+        state, _ = await self.rotator.read_state(t.key)
         version = active if active is not None else state.active_version
+        if state.expiry_band and state.expiry_band_version == version and version is not None:
+            # Logged before a restart: not again for the same crossing.
+            with contextlib.suppress(KeyError):
+                t.band, t.band_version = Band[state.expiry_band.upper()], version
         if state.activated_at is not None:
             t.view = replace(t.view, last_rotation_at=state.activated_at)
             self.metrics.last_rotation.labels(key=t.key.name).set(state.activated_at.timestamp())
@@ -333,8 +416,14 @@ class KeyService:
     def _check_band(self, t: _Tracked) -> None:
         if t.expiry is None:
             return
+        version = t.active.version if t.active else None
+        if version != t.band_version:
+            # Another key generation (a rotation, a rollback): its bands are its own, so a
+            # new key already inside the warn band is said even after a critical one.
+            t.band, t.band_version = None, version
         now_band = band(t.expiry, self.clock(), self.settings.expiry)
         if now_band > Band.OK and (t.band is None or now_band > t.band):
+            t.band_unrecorded = True
             log.warning(
                 "key.expiry_threshold",
                 key=t.key.name,
@@ -365,7 +454,22 @@ class KeyService:
         )
         self._record_verdict(t, verdict)
         self._check_band(t)
+        await self._record_band(t)
         await self._check_previous(t)
+
+    async def _record_band(self, t: _Tracked) -> None:
+        """Put the band just logged in the state, so a restart does not log it again."""
+        if not t.band_unrecorded or t.band is None or t.band_version is None:
+            return
+        state, cas = await self.rotator.read_state(t.key)
+        if state.active_version != t.band_version:
+            return  # another instance moved on; its key has its own bands
+        recorded = replace(
+            state, expiry_band=t.band.name.lower(), expiry_band_version=t.band_version
+        )
+        with contextlib.suppress(CasConflict):
+            await self.store.write_state(t.key.name, recorded, cas)
+            t.band_unrecorded = False
 
     def _record_verdict(self, t: _Tracked, verdict: Verification) -> None:
         now = self.clock()

@@ -5,17 +5,37 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rotator.domain.model import KeyState
 
+LEASE_SKEW = 2
+"""A lease may end at most this many lease lengths from now: what a live holder writes is
+``now + rotation.lease`` by its clock, so more means a clock far ahead (or a tampered
+state), and honouring it would block the key for as long as that clock is wrong."""
 
-def leased_by_other(state: KeyState, owner: str, now: datetime) -> bool:
-    return (
+
+def leased_by_other(
+    state: KeyState, owner: str, now: datetime, length: timedelta | None = None
+) -> bool:
+    """Another instance holds a live lease. ``length`` (``rotation.lease``) caps how far
+    ahead a lease may run; one beyond that is stale (see :func:`stale_lease`)."""
+    held = (
         state.pending_version is not None
         and state.pending_owner != owner
         and state.pending_until is not None
         and state.pending_until > now
+    )
+    return held and not (length is not None and stale_lease(state, now, length))
+
+
+def stale_lease(state: KeyState, now: datetime, length: timedelta) -> bool:
+    """A lease no live holder could have written: ending beyond ``LEASE_SKEW`` lengths."""
+    until = state.pending_until
+    return (
+        state.pending_version is not None
+        and until is not None
+        and until > now + LEASE_SKEW * length
     )
 
 

@@ -92,6 +92,19 @@ class KeyState:
     """While in the future, ``mint_owner`` is minting; afterwards its intent is abandoned."""
     revoked_version: int | None = None
     """The previous version whose key was already deleted in Mistral."""
+    vault_path: str | None = None
+    """Which secret this state describes: a state of another (two deployments sharing one
+    ``vault.state_path``) is refused, never acted on."""
+    mount: str | None = None
+    namespace: str | None = None
+    """The KV mount and Vault namespace it was written in ("" for the root namespace)."""
+    secret_created: datetime | None = None
+    """The secret's ``created_time``: a secret deleted and created again (numbered from 1
+    again) is another secret, and this state is not its own."""
+    expiry_band: str | None = None
+    expiry_band_version: int | None = None
+    """The last expiry band logged (warn, critical, expired) and for which version: logged
+    once per crossing and key generation, not again after a restart."""
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ class FaultProxy:
         """pass | reset | hang, for connections accepted from now on."""
         self._delay = 0.0
         """Read again before every chunk, so it applies to open connections too."""
+        self._trickle = 0.0
+        """Seconds between body bytes (0: off), read again before every byte."""
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
@@ -55,6 +57,13 @@ class FaultProxy:
     def passthrough(self) -> None:
         self._mode = "pass"
         self._delay = 0.0
+        self._trickle = 0.0
+
+    def trickle(self, seconds: float) -> None:
+        """Pass the server's answer headers at once, then its body one byte every
+        ``seconds``: each read gets a byte in time, so only an overall deadline ends it."""
+        self._trickle = seconds
+        self.drop()
 
     def delay(self, seconds: float) -> None:
         self._delay = seconds
@@ -199,6 +208,9 @@ class FaultProxy:
             for chunk in _chunks(source):
                 if to_client and self._delay:
                     self._stopping.wait(self._delay)
+                if to_client and self._trickle:
+                    self._trickle_out(chunk, sink)
+                    continue
                 sink.sendall(chunk)
         except ConnectionResetError:
             if to_client:  # the server reset: the client gets a reset too (linger 0, close)
@@ -215,6 +227,19 @@ class FaultProxy:
                 how = socket.SHUT_RD if reset.is_set() and sock is client else socket.SHUT_RDWR
                 with contextlib.suppress(OSError):
                     sock.shutdown(how)
+
+    def _trickle_out(self, chunk: bytes, sink: socket.socket) -> None:
+        head, sep, body = chunk.partition(b"\r\n\r\n")
+        if sep:
+            sink.sendall(head + sep)
+        else:
+            body = chunk
+        for i in range(len(body)):
+            if not self._trickle or self._stopping.is_set():
+                sink.sendall(body[i:])
+                return
+            sink.sendall(body[i : i + 1])
+            self._stopping.wait(self._trickle)
 
 
 def _chunks(sock: socket.socket) -> Iterator[bytes]:

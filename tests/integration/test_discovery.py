@@ -76,22 +76,3 @@ def test_discovers_200_tenants_follows_adds_and_deletes_within_the_rate_limit(
     # The pacer spaces request starts 1/RATE apart; allow one for a window's edge.
     assert _max_per_second(times) <= RATE + 1
     assert_no_key_in([daemon.output()], kit.values)
-
-
-def test_a_name_both_configured_and_discovered_stops_start_up(
-    openbao: OpenBaoServer, mistral: MistralStandIn, kv_prefix: str, tmp_path: Path
-) -> None:
-    kit = KeyKit(openbao, mistral, kv_prefix)
-    kit.put("shared", "valid")
-    daemon = configured_daemon(
-        tmp_path, openbao, mistral, kit, ["shared"], discover={"prefix": kit.prefix}
-    )
-    try:
-        daemon.start(timeout=20)
-    except RuntimeError as exc:
-        assert "exited (2)" in str(exc)
-    else:
-        raise AssertionError("the daemon started with a name in both keys and discover")
-    finally:
-        daemon.stop()
-    assert "'shared' is also in keys" in daemon.output()

@@ -12,7 +12,7 @@ from rotator.adapters.metrics.registry import Metrics
 from rotator.adapters.vault.gateway import VaultStore
 from rotator.config.vault import VaultSettings
 from rotator.domain.model import KeyState
-from rotator.errors import BadSecret, CasConflict, SecretNotFound, VaultError
+from rotator.errors import BadSecret, CasConflict, SecretNotFound, StateProblem, VaultError
 from rotator.logs import REDACTOR
 from tests.fixtures.openbao import OpenBaoServer, settings_for
 
@@ -172,7 +172,9 @@ async def test_state_round_trip_and_check_and_set(vault_store: VaultStore) -> No
         await vault_store.write_state("live-agent", KeyState(active_version=5), cas=first)
 
     assert (first, second) == (1, 2)
-    assert await vault_store.read_state("live-agent") == (KeyState(active_version=4), 2)
+    # The store records which mount and namespace ("" for the root) the state belongs to.
+    stamped = KeyState(active_version=4, mount="secret", namespace="")
+    assert await vault_store.read_state("live-agent") == (stamped, 2)
     assert await vault_store.read_state("other-key") == (KeyState(), 0)
 
 
@@ -185,7 +187,12 @@ async def test_state_datetimes_are_stored_as_utc_iso(
         path=f"{vault_settings.state_path}/k",
         raise_on_deleted_version=True,
     )["data"]["data"]
-    assert raw == {"active_version": 1, "activated_at": "2026-01-02T12:00:00+00:00"}
+    assert raw == {
+        "active_version": 1,
+        "activated_at": "2026-01-02T12:00:00+00:00",
+        "mount": "secret",
+        "namespace": "",
+    }
     state, _ = await vault_store.read_state("k")
     assert state.activated_at == datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
 
@@ -197,6 +204,10 @@ async def test_state_datetimes_are_stored_as_utc_iso(
         ({"active_version": True}, "active_version"),
         ({"activated_at": "yesterday"}, "activated_at"),
         ({"last_result": 7}, "last_result"),
+        ({"active_version": "²"}, "active_version"),  # str.isdigit() says yes, int() no
+        ({"active_version": -1}, "active_version"),
+        ({"pending_until": "9999-12-31T23:59:59-14:00"}, "pending_until"),  # overflows UTC
+        ({"pending_until": 5}, "pending_until"),
     ],
 )
 async def test_unreadable_state_names_the_field(
@@ -213,13 +224,20 @@ async def test_unreadable_state_names_the_field(
     assert caught.value.field == field
 
 
-async def test_deleted_state_reads_empty_with_its_version_for_cas(
+async def test_a_deleted_state_version_is_a_problem_not_an_empty_state(
     openbao: OpenBaoServer, vault_store: VaultStore, vault_settings: VaultSettings
 ) -> None:
-    version = await vault_store.write_state("k", KeyState(active_version=1), cas=0)
-    openbao.client().secrets.kv.v2.delete_latest_version_of_secret(f"{vault_settings.state_path}/k")
-    assert await vault_store.read_state("k") == (KeyState(), version)
-    assert await vault_store.write_state("k", KeyState(active_version=2), cas=version) == 2
+    # Read as "no state", a deleted version would undo a rollback after the next restart.
+    path = f"{vault_settings.state_path}/k"
+    await vault_store.write_state("k", KeyState(active_version=1), cas=0)
+    openbao.client().secrets.kv.v2.delete_latest_version_of_secret(path)
+    with pytest.raises(StateProblem, match="version 1 was deleted") as caught:
+        await vault_store.read_state("k")
+    assert caught.value.event == "key.state_deleted"
+    assert "undelete" in caught.value.action
+    # Deleting the metadata is how ops start afresh on purpose.
+    openbao.client().secrets.kv.v2.delete_metadata_and_all_versions(path)
+    assert await vault_store.read_state("k") == (KeyState(), 0)
 
 
 async def test_list_names_skips_folders(

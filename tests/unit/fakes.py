@@ -54,6 +54,9 @@ class FakeStore:
             raise CasConflict(path)
         return self.put(path, **data)
 
+    async def secret_created(self, path: str) -> datetime | None:
+        return CREATED if self.secrets.get(path) else None
+
     async def read_state(self, name: str) -> tuple[KeyState, int]:
         return self.states.get(name, (KeyState(), 0))
 

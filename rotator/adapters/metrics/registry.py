@@ -14,7 +14,7 @@ from rotator.adapters.metrics.keyseries import KeyFamily
 from rotator.domain.model import Status
 
 ROTATION_RESULTS = ("rotated", "rejected", "failed", "rolled_back")
-COMPONENTS = ("vault", "mistral", "sink", "scheduler")
+COMPONENTS = ("vault", "mistral", "sink", "scheduler", "state")
 
 
 STATUS_CODES = {
@@ -114,6 +114,17 @@ class Metrics:
         )
         self.web_config_ok.set(1)
         self.keys_managed = Gauge("rotator_keys_managed", "Keys under management.", registry=r)
+        self.lease_takeovers = Counter(
+            "rotator_lease_takeovers",
+            "Leases of other instances taken over: run out, too far ahead, or broken by ops.",
+            registry=r,
+        )
+        self.discover_skipped = Gauge(
+            "rotator_discover_skipped",
+            "Secrets under discover.prefix not managed, by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.build_info = Gauge("rotator_build_info", "Build.", ["version"], registry=r)
         self.build_info.labels(version=__version__).set(1)
         for component in COMPONENTS:
@@ -126,6 +137,8 @@ class Metrics:
             self.web_config_reload_errors,
             self.web_config_ok,
             self.keys_managed,
+            self.lease_takeovers,
+            self.discover_skipped,
             self.build_info,
         ]
 

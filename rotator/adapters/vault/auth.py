@@ -130,9 +130,10 @@ class Authenticator:
         login_path = _login_path(self._auth)
         try:
             lease = self._do_login()
-        except (hvac_exc.Forbidden, hvac_exc.InvalidRequest, hvac_exc.Unauthorized):
+        except (hvac_exc.Forbidden, hvac_exc.InvalidRequest, hvac_exc.Unauthorized) as exc:
             self._lease = None
-            raise VaultPermissionDenied(login_path) from None
+            words = REDACTOR.scrub(", ".join(str(e) for e in exc.errors or ()))[:200]
+            raise VaultPermissionDenied(login_path, words) from None
         self._generation += 1
         # The token Vault handed out: scrubbed from logs like any credential.
         REDACTOR.add(str(self._client.token or ""))
@@ -143,7 +144,7 @@ class Authenticator:
         auth = self._auth
         if isinstance(auth, TokenAuth):
             self._client.token = _token(auth)
-            data = self._client.auth.token.lookup_self()["data"]
+            data = _vault_answer(self._client.auth.token.lookup_self(), "data")
             ttl = int(data.get("creation_ttl") or data.get("ttl") or 0)
             left = int(data.get("ttl") or 0)
             return _TokenLease(ttl, bool(data.get("renewable")), time.monotonic() + left)
@@ -160,12 +161,22 @@ class Authenticator:
                 jwt=read_credential(auth.jwt_file, "Kubernetes service-account token"),
                 mount_point=auth.mount_path,
             )
-        return _lease_of(answer)
+        return _lease_of(_vault_answer(answer, "auth", whole=True))
 
     def _set_lease(self, lease: _TokenLease, seconds_left: int) -> None:
         self._lease = lease
         expiry = time.time() + seconds_left if lease.ttl else 0
         self._metrics.vault_token_expiry.set(expiry)
+
+
+def _vault_answer(answer: object, part: str, *, whole: bool = False) -> dict[str, Any]:
+    """``answer[part]`` (or ``answer`` itself) when it is Vault's JSON; hvac hands back a raw
+    response for a 200 that is not JSON (a proxy's page): that is an unexpected answer, not a
+    TypeError deep in the login."""
+    if not isinstance(answer, dict) or not isinstance(answer.get(part), dict):
+        raise hvac_exc.UnexpectedError(f"not a Vault answer (no {part})")
+    found: dict[str, Any] = answer if whole else answer[part]
+    return found
 
 
 def _lease_of(answer: dict[str, Any]) -> _TokenLease:

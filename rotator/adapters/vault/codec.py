@@ -6,6 +6,8 @@ Pure functions over the JSON Vault returns; no message names a value, only the f
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, get_args, get_type_hints
 
@@ -77,11 +79,64 @@ def parse_secret(path: str, data: object, metadata: dict[str, Any]) -> SecretVer
 
 
 # --- State ---------------------------------------------------------------------------------
+#
+# Table-driven: each KeyState field has a decoder, chosen by its type unless
+# ``STATE_DECODERS`` names one for it. A decoder returns the value or raises ValueError with
+# what is wrong; nothing a tampered or corrupted state holds may crash the daemon (a
+# ValueError from int("²"), an OverflowError from a date at the end of time).
 
-_STATE_TYPES: dict[str, type] = {
-    name: next(t for t in (bool, int, datetime, str) if t in get_args(hint))
-    for name, hint in get_type_hints(KeyState).items()
+
+def _whole_number(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    # ASCII digits only: str.isdigit() accepts "²", which int() then refuses.
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,18}", value.strip()):
+        return int(value.strip())
+    raise ValueError("must be a whole number")
+
+
+def _truth(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError("must be true or false")
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    raise ValueError("must be a string")
+
+
+def _moment(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string")
+    try:
+        return parse_time(value)
+    except (ValueError, OverflowError):
+        raise ValueError("must be an ISO 8601 date-time") from None
+
+
+_BY_TYPE: dict[type, Callable[[object], object]] = {
+    bool: _truth,
+    int: _whole_number,
+    datetime: _moment,
+    str: _text,
 }
+
+STATE_DECODERS: dict[str, Callable[[object], object]] = {}
+"""Decoders for fields whose type alone does not say enough; others go by their type."""
+
+
+def _decoder(hint: object) -> Callable[[object], object]:
+    kinds = get_args(hint) or (hint,)
+    return next(_BY_TYPE[t] for t in (bool, int, datetime, str) if t in kinds)
+
+
+def _state_fields() -> dict[str, Callable[[object], object]]:
+    return {
+        name: STATE_DECODERS.get(name) or _decoder(hint)
+        for name, hint in get_type_hints(KeyState).items()
+    }
 
 
 def encode_state(state: KeyState) -> dict[str, Any]:
@@ -95,34 +150,23 @@ def encode_state(state: KeyState) -> dict[str, Any]:
 
 
 def decode_state(path: str, data: object) -> KeyState:
-    """Read back what ``encode_state`` wrote; fields a newer release added are ignored."""
+    """Read back what ``encode_state`` wrote; fields a newer release added are ignored.
+
+    Raises BadSecret naming the first field that cannot be read, never anything else.
+    """
     if not isinstance(data, dict):
         raise BadSecret(path, "data", "is not a map of fields")
     values: dict[str, Any] = {}
-    for name, kind in _STATE_TYPES.items():
+    for name, decode in _state_fields().items():
         value = data.get(name)
-        if value is None or value == "":
+        if value is None or (value == "" and name not in _KEEP_EMPTY):
             continue
-        values[name] = _decode(path, name, kind, value)
+        try:
+            values[name] = decode(value)
+        except ValueError as exc:
+            raise BadSecret(path, name, str(exc)) from None
     return KeyState(**values)
 
 
-def _decode(path: str, name: str, kind: type, value: object) -> object:
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        raise BadSecret(path, name, "must be true or false")
-    if kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-        raise BadSecret(path, name, "must be a whole number")
-    if not isinstance(value, str):
-        raise BadSecret(path, name, "must be a string")
-    if kind is datetime:
-        try:
-            return parse_time(value)
-        except ValueError:
-            raise BadSecret(path, name, "must be an ISO 8601 date-time") from None
-    return value
+_KEEP_EMPTY = frozenset({"namespace"})
+"""Fields where "" is a value (the root namespace), not "unset"."""

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
 
 import hvac
 import requests
@@ -23,10 +25,24 @@ from hvac import exceptions as hvac_exc
 
 from rotator.adapters.metrics.registry import Metrics
 from rotator.adapters.vault.auth import Authenticator, CredentialsError
-from rotator.adapters.vault.codec import decode_state, encode_state, live_versions, parse_secret
+from rotator.adapters.vault.codec import (
+    decode_state,
+    encode_state,
+    live_versions,
+    parse_secret,
+    parse_time,
+)
+from rotator.adapters.vault.deadline import WATCHDOG, deadline_session
 from rotator.config.vault import VaultSettings
 from rotator.domain.model import KeyState, SecretVersion
-from rotator.errors import CasConflict, SecretNotFound, VaultError, VaultPermissionDenied
+from rotator.errors import (
+    CasConflict,
+    RotatorError,
+    SecretNotFound,
+    StateProblem,
+    VaultError,
+    VaultPermissionDenied,
+)
 from rotator.logs import REDACTOR, get_logger
 
 log = get_logger(__name__)
@@ -61,6 +77,7 @@ class VaultStore:
             verify=str(settings.ca_cert) if settings.ca_cert else True,
             timeout=settings.timeout_seconds,
             namespace=settings.namespace,
+            session=deadline_session(),
         )
         self._auth = Authenticator(self._client, settings.auth, metrics)
 
@@ -114,17 +131,60 @@ class VaultStore:
     # --- State -------------------------------------------------------------------------
 
     async def read_state(self, name: str) -> tuple[KeyState, int]:
+        """Raises StateProblem when the state's newest version was deleted or destroyed
+        (read as "no state" it would undo a rollback), or when it was written for another
+        mount or namespace; BadSecret when a field cannot be read."""
         path = self._state_path(name)
+        where = f"{self._mount}/{path}"
         answer = await self._read(self._mount, path, None)
         if answer is None:
-            # Deleted state still has a version number: check-and-set must name it.
             metadata = await self._metadata(self._mount, path)
-            return KeyState(), int(metadata["current_version"]) if metadata else 0
-        state = decode_state(f"{self._mount}/{path}", answer["data"])
+            current = int(metadata["current_version"]) if metadata else 0
+            if current:
+                raise StateProblem(
+                    "key.state_deleted",
+                    f"the state {where} version {current} was deleted or destroyed "
+                    "(delete_version_after or max_versions on the state path?)",
+                    action=(
+                        f"undelete it (bao kv undelete -mount={self._mount} "
+                        f"-versions={current} {path}) if it was a mistake; to start afresh on "
+                        f"purpose, delete its metadata (bao kv metadata delete "
+                        f"-mount={self._mount} {path})"
+                    ),
+                    path=where,
+                    version=current,
+                )
+            return KeyState(), 0
+        state = decode_state(where, answer["data"])
+        namespace = self._settings.namespace or ""
+        recorded = (state.mount, state.namespace)
+        if state.mount is not None and recorded != (self._mount, namespace):
+            raise StateProblem(
+                "key.state_foreign",
+                f"the state {where} was written for mount {state.mount!r} in namespace "
+                f"{state.namespace or '(root)'!r}, not {self._mount!r} in "
+                f"{namespace or '(root)'!r}",
+                action="give each deployment its own vault.state_path",
+                path=where,
+                recorded_mount=state.mount,
+                recorded_namespace=state.namespace,
+            )
         return state, int(answer["metadata"]["version"])
 
     async def write_state(self, name: str, state: KeyState, cas: int) -> int:
+        # Which mount and namespace the state describes: a copy elsewhere is refused.
+        state = dataclasses.replace(
+            state, mount=self._mount, namespace=self._settings.namespace or ""
+        )
         return await self._write(self._mount, self._state_path(name), encode_state(state), cas)
+
+    async def secret_created(self, path: str) -> datetime | None:
+        """When the secret at ``path`` was created (its metadata's ``created_time``): the
+        same name deleted and written again is another secret, numbered from 1 again."""
+        metadata = await self._metadata(self._mount, path)
+        if not metadata or not metadata.get("created_time"):
+            return None
+        return parse_time(str(metadata["created_time"]))
 
     def _state_path(self, name: str) -> str:
         return f"{self._settings.state_path}/{name}"
@@ -132,7 +192,13 @@ class VaultStore:
     # --- Any KV v2 path (the vault sink) -----------------------------------------------
 
     async def write_kv(self, mount: str, path: str, data: dict[str, str]) -> None:
-        await self._write(mount, path, data, None)
+        try:
+            await self._write(mount, path, data, None)
+        except _CasRequired:
+            # The path (or its mount) has cas_required: write on top of what is there.
+            metadata = await self._metadata(mount, path)
+            current = int(metadata["current_version"]) if metadata else 0
+            await self._write(mount, path, data, current)
 
     async def read_kv(self, mount: str, path: str) -> dict[str, str] | None:
         answer = await self._read(mount, path, None)
@@ -152,25 +218,49 @@ class VaultStore:
             await self._call("auth/token/renew-self", lambda _: None, maintain=True)
 
     async def ready(self) -> tuple[bool, str]:
-        """Reachable, initialized, unsealed and authenticated; the reason when not."""
+        """Reachable, initialized, unsealed and authenticated; the reason when not.
 
-        def health(client: hvac.Client) -> Any:
-            return client.sys.read_health_status(
-                method="GET", standby_ok=True, sealed_code=200, uninit_code=200
-            )
-
+        Never raises: every answer Vault can give is a reason. A success here does not set
+        ``rotator_vault_up`` to 1: health and the token answering says nothing of the KV
+        calls the daemon needs (a quota may refuse those), and a readiness probe every few
+        seconds would hide such an outage from ``RotatorVaultDown``.
+        """
         try:
-            status = await self._call("sys/health", health, authenticated=False)
-            problem = _health_problem(status)
+            problem = await self._call("sys/health", self._health, authenticated=False, probe=True)
             if problem:
                 self._metrics.vault_up.set(0)
                 return False, problem
-            await self._call("auth/token/lookup-self", lambda c: c.auth.token.lookup_self())
+            await self._call(
+                "auth/token/lookup-self", lambda c: c.auth.token.lookup_self(), probe=True
+            )
         except VaultPermissionDenied as exc:
             return False, f"vault authentication failed: {exc}"
         except VaultError as exc:
             return False, str(exc)
+        except hvac_exc.InvalidPath:
+            return False, "vault answered 404 to auth/token/lookup-self"
         return True, "ok"
+
+    def _health(self, client: hvac.Client) -> str | None:
+        """What is wrong according to ``sys/health``, or None.
+
+        Asked without the namespace header: ``sys/health`` exists only in the root namespace
+        (in a namespace OpenBao answers 400 "operation unavailable in namespaces"). Any
+        status but 200 is a reason, never an exception: hvac hands back the raw response.
+        """
+        adapter = client.adapter
+        answer = adapter.session.get(
+            f"{adapter.base_uri}/v1/sys/health",
+            params={
+                "standbyok": "true",
+                "perfstandbyok": "true",
+                "sealedcode": "200",
+                "uninitcode": "200",
+            },
+            timeout=self._settings.timeout_seconds,
+            verify=str(self._settings.ca_cert) if self._settings.ca_cert else True,
+        )
+        return _health_problem(answer)
 
     def close(self) -> None:
         self._client.adapter.close()
@@ -225,22 +315,72 @@ class VaultStore:
         *,
         authenticated: bool = True,
         maintain: bool = False,
+        probe: bool = False,
     ) -> T:
         """Run ``fn`` in a thread, logged in; map failures. ``path`` names the Vault path
         for messages and logs. hvac's InvalidPath passes through: callers know what a
-        missing path means for them."""
-        return await asyncio.to_thread(self._call_sync, path, fn, authenticated, maintain)
+        missing path means for them. ``probe``: a success says nothing of ``vault_up``."""
+        return await asyncio.to_thread(self._call_sync, path, fn, authenticated, maintain or probe)
 
     def _call_sync(
         self, path: str, fn: Callable[[hvac.Client], T], authenticated: bool, maintain: bool
     ) -> T:
+        with WATCHDOG.call(self._settings.timeout_seconds) as call:
+            try:
+                return self._mapped(path, fn, authenticated, maintain)
+            except (RotatorError, hvac_exc.InvalidPath):
+                raise
+            except Exception:
+                if not call.expired:
+                    raise
+        # Cut short by the watchdog and not seen as a network error (a truncated body that
+        # failed to parse): still the timeout it is.
+        self._unavailable(path, "timed out", cut_off=True)
+
+    def _unavailable(self, path: str, reason: str, *, cut_off: bool = False) -> NoReturn:
+        self._metrics.vault_up.set(0)
+        self._metrics.errors.labels(component="vault").inc()
+        if cut_off:
+            # Cut off by the watchdog: the answer came, but too slowly to finish in time.
+            seconds = self._settings.timeout_seconds
+            log.warning("vault.unavailable", path=path, reason=reason, deadline_s=seconds)
+            raise VaultError(
+                f"vault {reason} on {path} (no complete answer within {seconds:g}s)"
+            ) from None
+        log.warning("vault.unavailable", path=path, reason=reason)
+        raise VaultError(f"vault {reason} on {path}") from None
+
+    def _mapped(
+        self, path: str, fn: Callable[[hvac.Client], T], authenticated: bool, maintain: bool
+    ) -> T:
         try:
             result = self._attempt(path, fn, authenticated, maintain)
-        except hvac_exc.InvalidPath:
+        except hvac_exc.InvalidPath as exc:
             self._metrics.vault_up.set(1)
+            words = " ".join(str(e) for e in exc.errors or ())
+            if "namespace not found" in words:
+                # Not "no such secret": every path would look missing after a typo.
+                self._metrics.errors.labels(component="vault").inc()
+                namespace = self._settings.namespace
+                log.error("vault.namespace_not_found", namespace=namespace, path=path)
+                raise VaultError(
+                    f"vault namespace {namespace!r} not found (check vault.namespace)"
+                ) from None
+            if "no handler for route" in words:
+                self._metrics.errors.labels(component="vault").inc()
+                log.error("vault.no_such_mount", path=path)
+                raise VaultError(
+                    f"vault has no such mount for {path} (check the mount name)"
+                ) from None
             raise
         except hvac_exc.InvalidRequest as exc:
-            if any("check-and-set" in str(e) for e in exc.errors or ()):
+            words = " ".join(str(e) for e in exc.errors or ())
+            if "check-and-set parameter required" in words:
+                # cas_required on the path or mount: not a lost race; the writer retries
+                # with check-and-set (the vault sink does).
+                self._metrics.vault_up.set(1)
+                raise _CasRequired(path) from None
+            if "check-and-set" in words:
                 # Losing a race to another instance is an outcome, not an error.
                 self._metrics.vault_up.set(1)
                 raise CasConflict(f"{path}: another writer changed it (check-and-set)") from None
@@ -249,7 +389,7 @@ class VaultStore:
             raise VaultError(f"vault refused the request on {path}: {reasons}") from None
         except VaultPermissionDenied as exc:
             self._answered_with_error()
-            log.warning("vault.permission_denied", path=exc.path)
+            log.warning("vault.permission_denied", path=exc.path, reason=exc.reason or None)
             raise
         except CredentialsError as exc:
             self._metrics.errors.labels(component="vault").inc()
@@ -257,15 +397,30 @@ class VaultStore:
             raise
         except tuple(_UNAVAILABLE) as exc:
             reason = next(text for kind, text in _UNAVAILABLE.items() if isinstance(exc, kind))
-            self._metrics.vault_up.set(0)
+            call = WATCHDOG.current()
+            if call is not None and call.expired:
+                # The watchdog ended an answer that outlived vault.timeout_seconds (one
+                # trickling in a byte at a time): an outage like any timeout.
+                self._unavailable(path, "timed out", cut_off=True)
+            self._unavailable(path, reason)
+        except OSError as exc:
+            # Not the network (requests' errors are OSErrors too, handled above): a CA file
+            # gone since validation, an unreadable client certificate. Vault saw nothing.
             self._metrics.errors.labels(component="vault").inc()
-            log.warning("vault.unavailable", path=path, reason=reason)
-            raise VaultError(f"vault {reason} on {path}") from None
+            log.error("vault.client_error", path=path, reason=exc.strerror or str(exc))
+            raise VaultError(f"cannot reach vault for {path}: {exc.strerror or exc}") from None
         except hvac_exc.VaultError as exc:
             # Any other answer (401, 405, 412 ...): Vault is up but will not do this.
             self._answered_with_error()
             log.warning("vault.refused", path=path, reason=type(exc).__name__)
             raise VaultError(f"vault refused the request on {path}: {type(exc).__name__}") from None
+        if isinstance(result, requests.Response):
+            # hvac hands back the raw response when a 200 is not JSON (a proxy's HTML page)
+            # or the status is one it lets through: never an answer the callers can read.
+            self._unavailable(path, f"unexpected answer (HTTP {result.status_code}, not JSON)")
+        if isinstance(result, dict) and not {"data", "auth"} & result.keys():
+            # JSON, but not Vault's (a proxy's error document): no KeyError further down.
+            self._unavailable(path, "unexpected answer (JSON without data)")
         if not maintain:
             # Token upkeep mostly has nothing to do and then asked Vault nothing: no news of
             # its health. Taken as good news it would flip vault_up back to 1 every few
@@ -300,7 +455,31 @@ class VaultStore:
         self._metrics.errors.labels(component="vault").inc()
 
 
-def _health_problem(status: dict[str, Any]) -> str | None:
+class _CasRequired(RotatorError):
+    """The path needs check-and-set (``cas_required``) and the write had none."""
+
+
+_HEALTH_STATUS = {
+    429: "vault is rate limiting (429)",
+    472: "vault is a disaster-recovery secondary (472)",
+    501: "vault is not initialized (501)",
+    503: "vault is sealed or unavailable (503)",
+}
+
+
+def _health_problem(answer: requests.Response) -> str | None:
+    try:
+        status: Any = answer.json()
+    except ValueError:
+        status = None
+    if answer.status_code != 200 or not isinstance(status, dict):
+        words = ""
+        if isinstance(status, dict) and isinstance(status.get("errors"), list):
+            words = REDACTOR.scrub(", ".join(str(e) for e in status["errors"]))[:200]
+        text = _HEALTH_STATUS.get(answer.status_code, f"vault health answered {answer.status_code}")
+        if answer.status_code == 200:
+            text = "vault health answered 200 without a JSON status"
+        return f"{text}: {words}" if words else text
     if not status.get("initialized", False):
         return "vault is not initialized"
     if status.get("sealed", True):
