@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from rotator.config.common import Duration, Section, check_plain_http
+from rotator.config.common import CaCert, Duration, Section, check_plain_http
 from rotator.errors import ConfigError
 from rotator.logs import REDACTOR
 
@@ -38,7 +38,7 @@ class AdminApiSettings(Section):
     max_requests_per_second: float = Field(default=1, gt=0)
     """The Admin API's own budget, apart from verification's."""
     page_size: int = Field(default=100, ge=1, le=100)
-    ca_cert: Path | None = None
+    ca_cert: CaCert = None
     allow_insecure: bool = False
 
     @field_validator("inventory_interval")
