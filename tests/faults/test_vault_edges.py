@@ -160,9 +160,17 @@ def test_vault_trickling_its_answers_is_an_outage_not_a_wedge(
 
     vault_proxy.trickle(0.3)  # a byte every 0.3 s: no single read ever waits 1 s
     daemon.wait_until(lambda: daemon.metric("rotator_vault_up") == 0, 15, "rotator_vault_up 0")
-    assert any("timed out" in e["reason"] for e in daemon.events("vault.unavailable"))
-    code, reason = readiness(daemon)
-    assert code == 503 and "timed out" in reason
+    # (The connections the proxy dropped to start the trickle may fail first as unreachable.)
+    daemon.wait_until(
+        lambda: any(e["reason"] == "timed out" for e in daemon.events("vault.unavailable")),
+        15,
+        "vault.unavailable: timed out",
+    )
+    daemon.wait_until(
+        lambda: (r := readiness(daemon))[0] == 503 and "timed out" in r[1],
+        15,
+        "/readyz 503: timed out",
+    )
 
     _, v2 = stack.kit.put("portal")
     vault_proxy.passthrough()
