@@ -16,6 +16,13 @@ path "secret/data/mistral/*" {
   capabilities = ["read"]
 }
 
+# Minting (`mistral.admin` and `mint`, Enterprise) is the one case where the daemon writes a
+# key: the new key becomes a new version of the key's secret (check-and-set). Only for keys
+# with `mint`, grant "create" and "update" on their data path, one stanza per key, e.g.:
+#   path "secret/data/mistral/jtel-live-agent" {
+#     capabilities = ["create", "read", "update"]
+#   }
+
 # State: which version is active, written with check-and-set.
 path "secret/data/mistral-rotator/state/*" {
   capabilities = ["create", "read", "update"]
