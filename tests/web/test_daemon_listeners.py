@@ -20,6 +20,7 @@ import httpx
 import pytest
 import yaml
 
+from rotator.cli.client import AdminClient, DaemonError
 from rotator.demo.standin import MistralStandIn
 from tests.fixtures.daemon import DaemonProcess, KeyKit, configured_daemon, seeded
 from tests.fixtures.openbao import OpenBaoServer
@@ -123,6 +124,14 @@ def test_issue11_defect1_idle_connections_starve_no_listener(
 # --- TLS, basic auth, the CLI --------------------------------------------------------------
 
 
+def refusal(client: AdminClient) -> str:
+    """What the CLI would print for a refused call; its exit status is 2."""
+    with pytest.raises(DaemonError) as caught:
+        client.keys()
+    assert caught.value.exit_code == 2
+    return str(caught.value)
+
+
 def _web(path: Path, served: Issued, hashed: str, **tls: Any) -> Path:
     section = {"cert_file": str(served.cert), "key_file": str(served.key), **tls}
     document = {"tls_server_config": section, "basic_auth_users": {"prometheus": hashed}}
@@ -177,12 +186,9 @@ def test_tls_daemon_basic_auth_cli_and_a_reloaded_web_config(
         assert unknown.returncode == 2
         assert "not signed by a CA this client trusts" in unknown.stderr
         assert "--ca-cert" in unknown.stderr
-        by_env = daemon.cli("verify", "alpha", env={"ROTATOR_CA_CERT": str(ca.cert)})
-        assert by_env.returncode == 0, by_env.stderr
+        # The rest in-process (the CLI's own client, without a Python start-up each time).
         plain_url = daemon.admin_url.replace("https://", "http://")
-        plain = daemon.cli("status", env={"ROTATOR_URL": plain_url})
-        assert plain.returncode == 2
-        assert "use https://" in plain.stderr
+        assert "use https://" in refusal(AdminClient(plain_url, daemon.token))
 
         # Client certificates required from now on: the new file is taken without a restart.
         clients = CA(tmp_path / "clients", "clients-ca")
@@ -204,24 +210,32 @@ def test_tls_daemon_basic_auth_cli_and_a_reloaded_web_config(
             return False
 
         wait_for(anonymous_refused, 15, "client certificates to be required")
-        tls_args = ["--ca-cert", str(ca.cert)]
-        none = daemon.cli("status", *tls_args)
-        assert none.returncode == 2
-        assert "wants a client certificate" in none.stderr
+        anonymous = AdminClient(daemon.admin_url, daemon.token, ca_cert=ca.cert)
+        assert "wants a client certificate" in refusal(anonymous)
         foreign = CA(tmp_path / "other", "other-ca").issue("intruder", client=True)
-        refused = daemon.cli(
-            "status",
-            *tls_args,
-            "--client-cert",
-            str(foreign.cert),
-            "--client-key",
-            str(foreign.key),
+        intruder = AdminClient(
+            daemon.admin_url,
+            daemon.token,
+            ca_cert=ca.cert,
+            client_cert=foreign.cert,
+            client_key=foreign.key,
         )
-        assert refused.returncode == 2
-        assert "refused this client's certificate" in refused.stderr
-        env = {"ROTATOR_CLIENT_CERT": str(ops.cert), "ROTATOR_CLIENT_KEY": str(ops.key)}
-        accepted = daemon.cli("status", *tls_args, env=env)
+        assert "refused this client's certificate" in refusal(intruder)
+        # The CLI with everything from the environment: CA, client certificate and key.
+        env = {
+            "ROTATOR_CA_CERT": str(ca.cert),
+            "ROTATOR_CLIENT_CERT": str(ops.cert),
+            "ROTATOR_CLIENT_KEY": str(ops.key),
+        }
+        accepted = daemon.cli("verify", "alpha", env=env)
         assert accepted.returncode == 0, accepted.stderr
+        ops_client = AdminClient(
+            daemon.admin_url,
+            daemon.token,
+            ca_cert=ca.cert,
+            client_cert=ops.cert,
+            client_key=ops.key,
+        )
 
         # A broken file keeps the settings in force; it is logged and counted once.
         web.write_text(yaml.safe_dump({"tls_server_config": {"cert_file": "x", "key_file": "y"}}))
@@ -233,7 +247,7 @@ def test_tls_daemon_basic_auth_cli_and_a_reloaded_web_config(
         assert daemon.metric("rotator_web_config_last_reload_successful") == 0
         (failed,) = daemon.events("web_config.reload_failed")
         assert "tls_server_config.cert_file: cannot read" in failed["problem"]
-        assert daemon.cli("status", *tls_args, env=env).returncode == 0
+        assert [k["name"] for k in ops_client.keys()["keys"]] == ["alpha"]
     finally:
         daemon.stop()
     assert password not in daemon.output()
