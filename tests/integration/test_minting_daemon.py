@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from rotator.demo.standin import MistralStandIn
-from tests.fixtures.daemon import assert_no_key_in
+from tests.fixtures.daemon import DaemonProcess, assert_no_key_in
 from tests.fixtures.openbao import OpenBaoServer
 from tests.integration.mint_rig import NAME, TODAY, MintRig, mint_rig
 
@@ -116,3 +117,25 @@ def test_vault_expiry_disagreeing_with_mistral_is_flagged(
         assert len(daemon.events("key.expiry_mismatch")) == 1
     finally:
         daemon.stop()
+
+
+def test_two_daemons_on_one_key_mint_once(rig: MintRig) -> None:
+    """Two instances (one state in Vault) see the same key due: one mint, not two."""
+    first = rig.daemon
+    second_dir = first.workdir / "second"
+    second_dir.mkdir()
+    second = DaemonProcess(second_dir, copy.deepcopy(first.config), token=first.token)
+    first.start(wait_ready=False)
+    second.start(wait_ready=False)
+    try:
+        first.wait_until(lambda: rig.sink() != rig.old_value and rig.minted(), 40, "a mint")
+        # Both have had time to decide: several polls after the mint.
+        first.wait_until(lambda: first.key(NAME)["active_version"] == 2, 20, "first on v2")
+        second.wait_until(lambda: second.key(NAME)["active_version"] == 2, 20, "second on v2")
+        assert len(rig.minted()) == 1
+        assert [r.minted for r in rig.standin.admin.org_keys(include_deleted=True)].count(True) == 1
+        assert rig.vault()["_version"] == 2
+        minted = len(first.events("key.minted")) + len(second.events("key.minted"))
+        assert minted == 1
+    finally:
+        second.stop()
