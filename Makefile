@@ -43,9 +43,11 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
-# Faults only (about 3 minutes), and a long soak with random faults (default 10 minutes).
+# Faults only (about 3 minutes), and a long soak: the rotation property test with 5,000 fresh
+# random examples (ROTATOR_PROPERTY_EXAMPLES), then random faults (default 10 minutes).
 faults: $(STAMP)
 	$(BIN)/pytest -q tests/faults
 
 soak: $(STAMP)
+	ROTATOR_PROPERTY_EXAMPLES=$${ROTATOR_PROPERTY_EXAMPLES:-5000} $(BIN)/pytest -q -p no:cacheprovider tests/unit/test_rotation_properties.py
 	$(BIN)/python bench/soak.py

@@ -65,3 +65,9 @@ class CasConflict(RotatorError):
 
 class SinkError(RotatorError):
     """A sink could not take the key."""
+
+
+class NotPossible(RotatorError):
+    """An operator asked for something that cannot be done as asked (a version that never
+    existed, a rollback with nothing older to go back to): nothing was changed, and the
+    message says why in a sentence."""

@@ -7,6 +7,7 @@ that put it there, including third-party libraries logging through ``logging``.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -36,6 +37,17 @@ class Redactor:
         self._lock = threading.Lock()
 
     def add(self, secret: str) -> None:
+        # A value with a line break or a quote is quoted escaped by reprs and JSON (an error
+        # text such as "Illegal header value b'...\\n...'"): those spellings are secrets too.
+        for spelling in {
+            secret.encode("unicode_escape").decode("ascii"),
+            json.dumps(secret)[1:-1],
+            repr(secret.encode("utf-8", "replace"))[2:-1],
+        } - {secret}:
+            self._add(spelling)
+        self._add(secret)
+
+    def _add(self, secret: str) -> None:
         # Very short values would blank out ordinary words; such a "key" is refused anyway.
         if len(secret) >= _MIN_SECRET and secret not in self._secrets:
             with self._lock:

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from rotator.admin.models import Accepted, KeyOut, RotationOut
 from rotator.admin.state import state_of
 from rotator.core.service import KeyBusy
-from rotator.errors import RotatorError, VaultError
+from rotator.errors import NotPossible, RotatorError, VaultError
 from rotator.logs import get_logger
 
 log = get_logger(__name__)
@@ -77,12 +77,20 @@ async def run_operation(
     outcome = task.result()
     if isinstance(outcome, KeyBusy):
         raise HTTPException(409, f"{name} stayed busy for {SCHEDULER_GRACE_S:g}s; try later")
+    if isinstance(outcome, NotPossible):
+        # An operator's mistake (no such version, nothing to roll back to): the sentence,
+        # and a status the CLI turns into exit 1, never "nothing to do".
+        raise HTTPException(409, str(outcome))
     if isinstance(outcome, VaultError):
         raise HTTPException(503, f"vault: {outcome}")
     if isinstance(outcome, RotatorError):
         raise HTTPException(503, str(outcome))
     if isinstance(outcome, BaseException):
-        raise outcome
+        # A bug: logged with its traceback by _audited. The client gets JSON like every other
+        # answer (not a text/plain 500), and no exception text, which could hold anything.
+        raise HTTPException(
+            500, f"internal error ({type(outcome).__name__}); see the daemon's log (admin.{action})"
+        )
     return outcome
 
 
@@ -101,6 +109,9 @@ async def _audited(
         answer = await work()
     except KeyBusy as exc:
         log.warning(event, outcome="busy", **fields)
+        return exc
+    except NotPossible as exc:
+        log.warning(event, outcome="refused", reason=str(exc), **fields)
         return exc
     except RotatorError as exc:
         log.error(event, outcome="error", reason=str(exc), **fields)

@@ -100,7 +100,13 @@ _AUTH: Responses = {
 _OPERATION: Responses = {
     **_UNKNOWN,
     202: {"model": Accepted, "description": "Still under way after the wait; see location."},
-    409: {"model": Problem, "description": "Another operation on this key is under way."},
+    409: {
+        "model": Problem,
+        "description": "Another operation on this key is under way; or not possible as asked "
+        "(a version that does not exist, nothing older to roll back to, force of a key never "
+        "delivered): the detail says which.",
+    },
+    500: {"model": Problem, "description": "A bug: see the daemon's log."},
     413: {"model": Problem, "description": "Request body too large."},
     503: {"model": Problem, "description": "Vault or the key's secret is unusable right now."},
 }

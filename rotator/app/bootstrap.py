@@ -7,8 +7,6 @@ gets a factory for managed keys, the admin API gets :class:`~rotator.admin.state
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +25,7 @@ from rotator.app.scheduler import build_scheduler
 from rotator.config import Settings
 from rotator.config.sinks import SinkSettings
 from rotator.core.admin_keys import AdminKeys
+from rotator.core.lease import instance_owner
 from rotator.core.rotation import ManagedKey
 from rotator.core.service import KeyService
 from rotator.core.staging import stage_key
@@ -79,7 +78,7 @@ def build_app(settings: Settings, *, with_sinks: bool = True) -> App:
     metrics = Metrics(compact=settings.server.metrics_per_key == "compact")
     store = VaultStore(settings.vault, metrics)
     verifier = MistralVerifier(settings.mistral, metrics)
-    owner = f"{socket.gethostname()}:{os.getpid()}"
+    owner = instance_owner()
     service = KeyService(
         store=store, verifier=verifier, settings=settings, metrics=metrics, owner=owner
     )

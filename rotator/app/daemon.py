@@ -63,6 +63,10 @@ async def run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        # Its default action ends the process (exit 129, no clean stop) for anyone who
+        # "reloads" it as they would another daemon.
+        loop.add_signal_handler(signal.SIGHUP, _sighup)
     log.info(
         "rotator.starting",
         version=__version__,
@@ -99,11 +103,29 @@ async def run(
         # Let a delivery under way finish (it is all-or-nothing), but not for ever.
         if pending:
             await asyncio.wait(pending, timeout=STOP_TIMEOUT_S)
+        for name, version in app.service.rotator.in_delivery.items():
+            # Cut short: some sinks may hold the new version, others the old one. The lease
+            # in Vault stays; the next start on this host repairs the sinks at once.
+            log.error(
+                "rotator.stopped_mid_rotation",
+                key=name,
+                version=version,
+                action="some sinks may hold this version and others the previous one; the "
+                "next start repairs them",
+            )
         metrics_sock.close()
         if admin is not None:
             admin.close()
         await app.aclose()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
         log.info("rotator.stopped")
+
+
+def _sighup() -> None:
+    log.warning(
+        "rotator.sighup",
+        action="ignored: the configuration is read at start, restart the daemon to apply a "
+        "change; credential files are read again at every Vault login",
+    )

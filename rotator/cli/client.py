@@ -11,10 +11,12 @@ import os
 import ssl
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from rotator.admin.auth import TOKEN_ENV
+from rotator.config.keys import KEY_NAME
 from rotator.errors import RotatorError
 from rotator.web.client import client_context, tls_failure
 
@@ -44,6 +46,19 @@ def read_token(token_file: Path | None) -> str | None:
     if not token:
         raise DaemonError(f"--token-file {token_file} is empty", EXIT_USAGE)
     return token
+
+
+def key_segment(name: str) -> str:
+    """``name`` as one URL path segment, after checking that it can be a key's name at all.
+
+    Unchecked, ``x/rollback?`` became ``/keys/x/rollback?/verify``: a rollback of ``x``.
+    """
+    if not KEY_NAME.match(name):
+        raise DaemonError(
+            f"{name!r} is not a key name (lower-case letters, digits and '-', at most 63)",
+            EXIT_USAGE,
+        )
+    return quote(name, safe="")
 
 
 class AdminClient:
@@ -80,7 +95,8 @@ class AdminClient:
         self, name: str, action: str, body: dict[str, Any] | None = None
     ) -> tuple[int, dict[str, Any]]:
         """POST an operation; (200, outcome) or (202, where to look)."""
-        return self._call("POST", f"/api/v1/keys/{name}/{action}", OPERATION_TIMEOUT_S, body)
+        path = f"/api/v1/keys/{key_segment(name)}/{action}"
+        return self._call("POST", path, OPERATION_TIMEOUT_S, body)
 
     def _call(
         self, method: str, path: str, timeout: float, body: dict[str, Any] | None = None

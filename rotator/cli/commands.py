@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import ipaddress
 import json
 import sys
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ import click
 
 from rotator import __version__, logs
 from rotator.config import Settings, load_settings
+from rotator.config.keys import KEY_NAME
 from rotator.errors import ConfigError, RotatorError
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -75,14 +77,22 @@ def check(config_file: Path | None, as_json: bool, names: tuple[str, ...]) -> No
     settings = _load(config_file)
     logs.configure("json" if as_json else None, "WARNING", sys.stderr)
     unknown = set(names) - {k.name for k in settings.keys}
-    if unknown:
+    if unknown and settings.discover is None:
         click.echo(f"unknown key(s): {', '.join(sorted(unknown))}", err=True)
         sys.exit(EXIT_USAGE)
-    rows = asyncio.run(_check(settings, list(names)))
+    try:
+        rows = asyncio.run(_check(settings, list(names)))
+    except UnknownKeys as exc:  # not configured, and not discovered under the prefix either
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_USAGE)
     _print_rows(rows, settings, as_json)
     from rotator.cli.table import healthy
 
     sys.exit(EXIT_OK if healthy(rows, settings.expiry.critical_days) else EXIT_PROBLEM)
+
+
+class UnknownKeys(RotatorError):
+    """Names given to ``check`` that are neither configured nor discovered."""
 
 
 async def _check(settings: Settings, names: list[str]) -> list[dict[str, Any]]:
@@ -93,6 +103,9 @@ async def _check(settings: Settings, names: list[str]) -> list[dict[str, Any]]:
         discovery = build_discovery(app)
         if discovery is not None:
             await discovery.refresh()
+        unknown = set(names) - set(app.service.names())
+        if unknown:
+            raise UnknownKeys(f"unknown key(s): {', '.join(sorted(unknown))}")
         chosen = names or app.service.names()
         views = await asyncio.gather(*(app.service.inspect(n) for n in chosen))
     finally:
@@ -132,8 +145,8 @@ def stage(
     """Read a new key from stdin or a hidden prompt, verify it, store it as a new version."""
     settings = _load(config_file)
     logs.configure(None, "WARNING", sys.stderr)
-    key = next((k for k in settings.keys if k.name == name), None)
-    if key is None:
+    vault_path = _vault_path(settings, name)
+    if vault_path is None:
         click.echo(f"unknown key: {name}", err=True)
         sys.exit(EXIT_USAGE)
     if sys.stdin.isatty():
@@ -145,13 +158,23 @@ def stage(
     try:
         message = asyncio.run(
             stage_key(
-                settings, key.vault_path, api_key.strip(), expires_at=expires_at, key_name=key_name
+                settings, vault_path, api_key.strip(), expires_at=expires_at, key_name=key_name
             )
         )
     except RotatorError as exc:
         click.echo(f"not staged: {exc}", err=True)
         sys.exit(EXIT_PROBLEM)
     click.echo(message)
+
+
+def _vault_path(settings: Settings, name: str) -> str | None:
+    """A configured key's path, or where discovery finds a tenant of that name."""
+    key = next((k for k in settings.keys if k.name == name), None)
+    if key is not None:
+        return key.vault_path
+    if settings.discover is not None and KEY_NAME.match(name):
+        return settings.discover.prefix + name
+    return None
 
 
 @cli.group()
@@ -215,9 +238,17 @@ def admin_options(command: Any) -> Any:
     command = click.option(
         "--url",
         envvar="ROTATOR_URL",
-        default="http://127.0.0.1:8080",
-        show_default=True,
-        help="The daemon's admin API (default $ROTATOR_URL).",
+        default=None,
+        help="The daemon's admin API (default $ROTATOR_URL, else server.admin_listen of "
+        "--config, else http://127.0.0.1:8080).",
+    )(command)
+    command = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="The daemon's YAML file: its admin address and admin_token_file, unless "
+        "--url or --token-file say otherwise.",
     )(command)
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(command)
 
@@ -229,11 +260,29 @@ TLS_OPTIONS = [
 ]
 
 
-def _client(url: str, token_file: Path | None) -> Any:
-    from rotator.cli.client import AdminClient, read_token
+def _unspecified(host: str) -> bool:
+    try:
+        return not host or ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
 
+
+def _client(url: str | None, token_file: Path | None, config_file: Path | None = None) -> Any:
+    from rotator.cli.client import DEFAULT_URL, AdminClient, read_token
+
+    if config_file is not None:
+        server = _load(config_file).server
+        if url is None:
+            host, _, port = server.admin_listen.rpartition(":")
+            host = host.strip("[]")
+            # A daemon listening on every address is reached on loopback from its own host.
+            if _unspecified(host):
+                host = "::1" if ":" in host else "127.0.0.1"
+            url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        if token_file is None and server.admin_token_file is not None:
+            token_file = server.admin_token_file
     tls = click.get_current_context().meta.get("rotator.tls", {})
-    return AdminClient(url, read_token(token_file), **tls)
+    return AdminClient(url or DEFAULT_URL, read_token(token_file), **tls)
 
 
 def _talk(work: Any) -> Any:
@@ -249,11 +298,13 @@ def _talk(work: Any) -> Any:
 
 @cli.command()
 @admin_options
-def status(url: str, token_file: Path | None, as_json: bool) -> None:
+def status(
+    url: str | None, token_file: Path | None, config_file: Path | None, as_json: bool
+) -> None:
     """The daemon's view of every key: status, expiry, days left, what to do next."""
     from rotator.cli.table import healthy, render
 
-    listing = _talk(lambda: _client(url, token_file).keys())
+    listing = _talk(lambda: _client(url, token_file, config_file).keys())
     rows = listing["keys"]
     critical = listing["critical_days"]
     if as_json:
@@ -271,10 +322,15 @@ def status(url: str, token_file: Path | None, as_json: bool) -> None:
 
 
 def _operate(
-    url: str, token_file: Path | None, name: str, action: str, body: dict[str, Any] | None = None
+    url: str | None,
+    token_file: Path | None,
+    config_file: Path | None,
+    name: str,
+    action: str,
+    body: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The operation's answer, or None (after saying so) when it outlived the daemon's wait."""
-    code, answer = _talk(lambda: _client(url, token_file).operate(name, action, body))
+    code, answer = _talk(lambda: _client(url, token_file, config_file).operate(name, action, body))
     if code == 202:
         click.echo(f"rotator: {answer.get('detail')}; follow it with `rotator status`", err=True)
         return None
@@ -308,8 +364,9 @@ def _report(name: str, answer: dict[str, Any] | None, as_json: bool, ok: frozens
 )
 @click.argument("name")
 def rotate(
-    url: str,
+    url: str | None,
     token_file: Path | None,
+    config_file: Path | None,
     as_json: bool,
     version: int | None,
     force: bool,
@@ -322,27 +379,31 @@ def rotate(
     body: dict[str, Any] = {"version": version, "force": force}
     if break_lease:
         body["break_lease"] = True
-    answer = _operate(url, token_file, name, "rotate", body)
+    answer = _operate(url, token_file, config_file, name, "rotate", body)
     _report(name, answer, as_json, ROTATE_OK)
 
 
 @cli.command()
 @admin_options
 @click.argument("name")
-def rollback(url: str, token_file: Path | None, as_json: bool, name: str) -> None:
+def rollback(
+    url: str | None, token_file: Path | None, config_file: Path | None, as_json: bool, name: str
+) -> None:
     """Ask the daemon to go back to the previous version, if it still verifies."""
-    answer = _operate(url, token_file, name, "rollback")
+    answer = _operate(url, token_file, config_file, name, "rollback")
     _report(name, answer, as_json, frozenset({"rolled_back"}))
 
 
 @cli.command()
 @admin_options
 @click.argument("name")
-def verify(url: str, token_file: Path | None, as_json: bool, name: str) -> None:
+def verify(
+    url: str | None, token_file: Path | None, config_file: Path | None, as_json: bool, name: str
+) -> None:
     """Ask the daemon to verify NAME against Mistral now (exit 0 valid, 1 otherwise)."""
     from rotator.cli.table import render
 
-    answer = _operate(url, token_file, name, "verify")
+    answer = _operate(url, token_file, config_file, name, "verify")
     if answer is None:
         sys.exit(EXIT_PROBLEM)
     if as_json:

@@ -24,8 +24,13 @@ _NEXT = {
 
 
 def next_step(row: dict[str, Any], critical_days: int, warn_days: int) -> str:
-    if row.get("problem"):
-        return "fix the Vault secret: " + str(row["problem"])
+    problem = str(row.get("problem") or "")
+    if problem.startswith("vault:"):
+        return f"{problem} (retried automatically)"
+    if "rotator stage" in problem:
+        return problem  # it says what to do already (a deleted version cannot be fixed)
+    if problem:
+        return "fix the Vault secret: " + problem
     status = str(row.get("status"))
     if status in _NEXT:
         return _NEXT[status]
@@ -36,7 +41,7 @@ def next_step(row: dict[str, Any], critical_days: int, warn_days: int) -> str:
         urgency = "now" if days < critical_days else "soon"
         return f"rotate {urgency}: create a new key, `rotator stage NAME`"
     if row.get("active_version") != row.get("latest_version") and row.get("latest_version"):
-        return "a newer version waits in Vault (see last result)"
+        return "a newer version waits in Vault (`status --json`: last_result says why)"
     if row.get("previous_still_valid"):
         return "delete the previous key in Mistral's console"
     return ""

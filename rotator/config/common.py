@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import ssl
@@ -19,17 +20,30 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+MAX_DURATION = timedelta(days=3650)
+"""Longer than any interval, lease or backoff that makes sense; beyond it date arithmetic
+overflows (``99999999999d`` ended in an OverflowError traceback)."""
+
+
 def parse_duration(value: object) -> timedelta:
-    """``30s``, ``15m``, ``1h``, ``7d``; a bare number is seconds."""
+    """``30s``, ``15m``, ``1h``, ``7d``; a bare number is seconds. Never negative, infinite
+    or longer than ten years."""
     if isinstance(value, timedelta):
         return value
+    seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         match = _DURATION.match(value)
         if match:
-            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError(f"not a duration (use e.g. 30s, 15m, 1h, 7d): {value!r}")
+            seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds is None:
+        raise ValueError(f"not a duration (use e.g. 30s, 15m, 1h, 7d): {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"must be a duration of 0s or more, got {value!r}")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"must be at most {MAX_DURATION.days}d, got {value!r}")
+    return timedelta(seconds=seconds)
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

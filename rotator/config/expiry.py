@@ -8,7 +8,7 @@ from rotator.config.common import Section
 
 
 class ExpirySettings(Section):
-    max_lifetime_days: int = Field(default=365, ge=1)
+    max_lifetime_days: int = Field(default=365, ge=1, le=3650)
     warn_days: int = Field(default=30, ge=0)
     critical_days: int = Field(default=7, ge=0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from rotator.config.common import Duration, Section
 
@@ -19,3 +19,10 @@ class RotationSettings(Section):
     """How long the replaced key is still verified, to tell ops it is live."""
     lease: Duration = timedelta(seconds=60)
     """How long a rotation in progress locks the key for other instances."""
+
+    @field_validator("lease", "retry_backoff")
+    @classmethod
+    def _not_zero(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() <= 0:
+            raise ValueError("must be more than 0s")
+        return v

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from rotator.config.common import CaCert, Section
+from rotator.config.common import CaCert, Section, check_plain_http
 
 
 class SignalReload(Section):
     signal: str = "HUP"
     pid_file: Path
+
+
+def signal_number(name: str) -> signal.Signals:
+    """``HUP``, ``SIGHUP``, ``hup`` or a number; ValueError naming it when unknown."""
+    text = name.strip().upper()
+    try:
+        if text.isdigit():
+            return signal.Signals(int(text))
+        return signal.Signals["SIG" + text.removeprefix("SIG")]
+    except (KeyError, ValueError):
+        raise ValueError(f"unknown signal {name!r}") from None
+
+
+def _plain_http_check(url: str, info: ValidationInfo) -> str:
+    check_plain_http(url, bool(info.data.get("allow_insecure", False)))
+    return url
 
 
 class CommandReload(Section):
@@ -23,11 +40,14 @@ class CommandReload(Section):
 
 
 class HttpReload(Section):
+    # Before url: the url's check reads it.
+    allow_insecure: bool = False
     url: str
     method: str = "POST"
     headers: dict[str, str] = Field(default_factory=dict)
     ca_cert: CaCert = None
-    allow_insecure: bool = False
+
+    _url = field_validator("url")(_plain_http_check)
     timeout_seconds: float = Field(default=10, gt=0)
 
 
@@ -42,6 +62,25 @@ class FileSinkSettings(Section):
     owner: str | int | None = None
     group: str | int | None = None
     reload: Reload | None = None
+
+    @field_validator("reload")
+    @classmethod
+    def _known_signal(cls, v: Reload | None) -> Reload | None:
+        # Here, not on SignalReload: a failure there would make pydantic report every
+        # other kind of reload's complaints too.
+        if isinstance(v, SignalReload):
+            try:
+                signal_number(v.signal)
+            except ValueError as exc:
+                raise ValueError(f"signal: {exc}") from None
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        if not v.is_absolute():
+            raise ValueError(f"must be an absolute path, got {str(v)!r}")
+        return v
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -63,12 +102,15 @@ class FileSinkSettings(Section):
 
 class HttpSinkSettings(Section):
     type: Literal["http"]
+    # Before url: the url's check reads it.
+    allow_insecure: bool = False
     url: str
     method: str = "PUT"
     headers: dict[str, str] = Field(default_factory=dict)
     body: str = '{"api_key": "{api_key}"}'
     ca_cert: CaCert = None
-    allow_insecure: bool = False
+
+    _url = field_validator("url")(_plain_http_check)
     timeout_seconds: float = Field(default=10, gt=0)
 
 

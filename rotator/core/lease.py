@@ -6,6 +6,8 @@ sinks so that a slow delivery never outlives it; released by the final state wri
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -69,11 +71,39 @@ class RotationLease:
         self.until = until
         return True
 
-    async def release(self, final: KeyState) -> None:
-        """Record ``final`` (the outcome) and end the lease in one write."""
+    async def release(self, final: KeyState) -> bool:
+        """Record ``final`` (the outcome) and end the lease in one write; False when the
+        lease had been lost and nothing was recorded."""
         cleared = replace(final, pending_version=None, pending_owner=None, pending_until=None)
         try:
             await self.store.write_state(self.name, cleared, self.cas)
         except CasConflict:
             # Only when the lease was lost: converge() sets the sinks right on that side.
             log.error("key.state_conflict", key=self.name, version=final.active_version)
+            return False
+        return True
+
+
+def instance_owner() -> str:
+    """Who holds a lease: ``host:pid``, so that a later start on the same host can tell a
+    lease of its own dead predecessor from one of another instance that still runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def orphaned(owner: str | None, me: str) -> bool:
+    """Whether ``owner`` was an instance on this host whose process is gone (a SIGTERM mid
+    delivery, a crash): its lease need not run out before the sinks are set right."""
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != me.rpartition(":")[0] or not pid.isdigit():
+        return False
+    if owner == me:
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False

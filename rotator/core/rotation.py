@@ -22,12 +22,19 @@ from typing import Literal
 
 from rotator.adapters.metrics.registry import Metrics
 from rotator.config import Settings
-from rotator.core.delivery import LEASE_LOST, Retry, deliver_all
-from rotator.core.lease import RotationLease
+from rotator.core.delivery import LEASE_LOST, Retry, deliver_all, unexpected
+from rotator.core.lease import RotationLease, orphaned
 from rotator.domain.choice import LEASE_SKEW, choose_target, leased_by_other, stale_lease
 from rotator.domain.expiry import compute_expiry
 from rotator.domain.model import Delivery, KeyState, SecretVersion, Status
-from rotator.errors import BadSecret, CasConflict, SecretNotFound, SinkError, StateProblem
+from rotator.errors import (
+    BadSecret,
+    CasConflict,
+    NotPossible,
+    RotatorError,
+    SecretNotFound,
+    StateProblem,
+)
 from rotator.logs import get_logger
 from rotator.ports import SecretStore, Sink, Verifier
 
@@ -57,10 +64,20 @@ class RotationResult:
     retry_after_s: float | None = None
     contended: bool = False
     """Another instance holds, or just took, the key's lease: nothing was decided here."""
+    secret_problem: str | None = None
+    """The candidate's data in Vault is unusable (no api_key, a past expiry): ops must fix
+    or replace that version, and the alert on a broken secret must fire."""
 
 
 def _contended(active: int | None, reason: str) -> RotationResult:
     return RotationResult("noop", active, reason, contended=True)
+
+
+def _secret_problem(version: int, field: str, reason: str) -> str:
+    return (
+        f"version {version} in Vault is unusable: field {field!r} {reason}; fix it, or "
+        "write a new version"
+    )
 
 
 def _now() -> datetime:
@@ -88,6 +105,8 @@ class Rotator:
         self._retry = Retry(
             settings.rotation.sink_attempts, settings.rotation.retry_backoff.total_seconds(), sleep
         )
+        self.in_delivery: dict[str, int] = {}
+        """Key name -> the version being delivered now: what a stop cut short, if it must."""
 
     # --- entry points ------------------------------------------------------------------
 
@@ -118,13 +137,14 @@ class Rotator:
                 pending_until=until.isoformat() if until else None,
             )
             self.metrics.lease_takeovers.inc()
-        latest = None if version is not None else await self.store.latest_version(key.vault_path)
+        asked = version is not None or force
+        latest = None if asked else await self.store.latest_version(key.vault_path)
         target, why = choose_target(state, latest, explicit=version, force=force)
         if target is None:
             return RotationResult("noop", state.active_version, why, version=latest)
         if target == state.active_version:
             return await self._redeliver(key, state, cas, target)
-        return await self._promote(key, state, cas, target, "rotated")
+        return await self._promote(key, state, cas, target, "rotated", explicit=asked)
 
     async def rollback(self, key: ManagedKey) -> RotationResult:
         """Go back to the previous version, only if it still verifies."""
@@ -132,15 +152,25 @@ class Rotator:
         leased, state, cas = await self._leased(key, state, cas)
         if leased:
             return _contended(state.active_version, "another instance is rotating")
-        if state.previous_version is None:
-            return RotationResult("failed", state.active_version, "no previous version recorded")
-        return await self._promote(key, state, cas, state.previous_version, "rolled_back")
+        previous = state.previous_version
+        if previous is None:
+            # A mistake, not a failure: the key's own last_result stays as it was.
+            if state.last_result == "rolled_back" and state.rejected_version is not None:
+                left = state.rejected_version
+                raise NotPossible(
+                    f"nothing to roll back to: the last change of {key.name} was a rollback "
+                    f"from version {left}, and a rollback never goes forward again (rotate "
+                    f"--version {left} promotes it)"
+                )
+            raise NotPossible(f"nothing to roll back to: {key.name} has no previous version")
+        return await self._promote(key, state, cas, previous, "rolled_back", explicit=True)
 
     async def converge(self, key: ManagedKey) -> RotationResult:
         """After a start or a crash: clear a dead lease, give sinks that lack it the active key."""
         state, cas = await self.read_state(key)
         leased, state, cas = await self._leased(key, state, cas)
-        if leased:
+        mine = orphaned(state.pending_owner, self.owner)
+        if leased and not mine:
             return _contended(state.active_version, "another instance is rotating")
         if state.pending_version is not None:
             log.warning(
@@ -148,6 +178,7 @@ class Rotator:
                 key=key.name,
                 version=state.pending_version,
                 owner=state.pending_owner,
+                why="left by a stopped instance on this host" if mine else "ran out",
             )
             if state.pending_owner != self.owner:
                 self.metrics.lease_takeovers.inc()
@@ -155,7 +186,20 @@ class Rotator:
             cas = await self.store.write_state(key.name, state, cas)
         if state.active_version is None or not key.sinks:
             return RotationResult("noop", state.active_version, "nothing to converge")
-        secret = await self.store.read_secret(key.vault_path, state.active_version)
+        try:
+            secret = await self.store.read_secret(key.vault_path, state.active_version)
+        except (SecretNotFound, BadSecret) as exc:
+            # Deleted or destroyed since it was delivered: nothing to re-deliver, but the key
+            # must still start, so that a newer version is rotated to when one is written.
+            log.warning(
+                "key.active_unreadable",
+                key=key.name,
+                version=state.active_version,
+                reason=str(exc),
+            )
+            return RotationResult(
+                "noop", state.active_version, f"version {state.active_version} is unreadable"
+            )
         delivery = self._delivery(key, secret)
         missing = [s for s in key.sinks if await self._lacks(s, delivery)]
         if not missing:
@@ -239,7 +283,14 @@ class Rotator:
     # --- the procedure -------------------------------------------------------------------
 
     async def _promote(
-        self, key: ManagedKey, state: KeyState, cas: int, target: int, outcome: Outcome
+        self,
+        key: ManagedKey,
+        state: KeyState,
+        cas: int,
+        target: int,
+        outcome: Outcome,
+        *,
+        explicit: bool = False,
     ) -> RotationResult:
         try:
             candidate = await self.store.read_secret(key.vault_path, target)
@@ -247,6 +298,12 @@ class Rotator:
                 candidate.expires_at, candidate.created_at, self.settings.expiry, key.vault_path
             )
         except SecretNotFound:
+            if explicit:
+                # Ops named it: "nothing to do" would hide the typo.
+                raise NotPossible(
+                    f"version {target} of {key.name} does not exist in Vault "
+                    f"(never written, deleted or destroyed) at {key.vault_path}"
+                ) from None
             return RotationResult(
                 "noop", state.active_version, f"version {target} no longer exists", target
             )
@@ -254,9 +311,10 @@ class Rotator:
             log.error(
                 "key.bad_secret", key=key.name, version=target, field=exc.field, reason=exc.reason
             )
-            return await self._reject(
+            rejected = await self._reject(
                 key, state, cas, target, f"bad secret: {exc.field} {exc.reason}"
             )
+            return replace(rejected, secret_problem=_secret_problem(target, exc.field, exc.reason))
         if expiry.at <= self.clock():
             if not expiry.assumed:
                 # A declared expiry already past is a typo or a stale key: the field is at fault.
@@ -267,9 +325,13 @@ class Rotator:
                     field="expires_at",
                     reason=f"is in the past ({expiry.at.isoformat()})",
                 )
-            return await self._reject(
+            rejected = await self._reject(
                 key, state, cas, target, f"expired at {expiry.at.isoformat()}"
             )
+            if expiry.assumed:
+                return rejected
+            past = f"is in the past ({expiry.at.isoformat()})"
+            return replace(rejected, secret_problem=_secret_problem(target, "expires_at", past))
 
         verdict = await self.verifier.verify(candidate.api_key)
         if verdict.status.is_transient:
@@ -297,13 +359,17 @@ class Rotator:
         if lease is None:
             return _contended(state.active_version, "another instance acted first")
         previous = await self._read_quietly(key, state.active_version)
-        failure = await deliver_all(
-            key.sinks,
-            self._delivery(key, candidate, expiry.at),
-            previous=self._delivery(key, previous) if previous else None,
-            retry=self._retry,
-            keep_lease=lease.keep,
-        )
+        self.in_delivery[key.name] = target
+        try:
+            failure = await deliver_all(
+                key.sinks,
+                self._delivery(key, candidate, expiry.at),
+                previous=self._delivery(key, previous) if previous else None,
+                retry=self._retry,
+                keep_lease=lease.keep,
+            )
+        finally:
+            self.in_delivery.pop(key.name, None)
         if failure == LEASE_LOST:
             return _contended(state.active_version, failure)
         if failure:
@@ -311,7 +377,9 @@ class Rotator:
         now = self.clock()
         final = KeyState(
             active_version=target,
-            previous_version=state.active_version,
+            # A rollback is not undone by another one: that would go forward again, to the
+            # very version just left (which stays rejected until ops name it).
+            previous_version=None if outcome == "rolled_back" else state.active_version,
             activated_at=now,
             last_result=outcome,
             # After a rollback the version we left must not come straight back on the next poll.
@@ -319,7 +387,13 @@ class Rotator:
             vault_path=key.vault_path,
             secret_created=state.secret_created,
         )
-        await lease.release(final)
+        if not await lease.release(final):
+            # Not recorded: the instance that took the lease over sets the sinks right
+            # (converge); this is no rotation, and is not counted as one.
+            self.metrics.rotations.labels(key=key.name, result="failed").inc()
+            return RotationResult(
+                "failed", state.active_version, LEASE_LOST, target, Status.VALID, contended=True
+            )
         self.metrics.rotations.labels(key=key.name, result=outcome).inc()
         self.metrics.last_rotation.labels(key=key.name).set(now.timestamp())
         self.metrics.active_version.labels(key=key.name).set(target)
@@ -398,18 +472,31 @@ class Rotator:
         only: Sequence[Sink] | None = None,
         secret: SecretVersion | None = None,
     ) -> RotationResult:
+        if secret is None:
+            # Read before the lease is taken: a failure here must not leave a lease behind.
+            try:
+                secret = await self.store.read_secret(key.vault_path, active)
+            except SecretNotFound:
+                raise NotPossible(
+                    f"the active version {active} of {key.name} was deleted or destroyed in "
+                    f"Vault, so there is nothing to re-deliver: write a new version "
+                    f"(`rotator stage {key.name}`) and rotate to it"
+                ) from None
         lease = await self._lease(key, state, cas, active)
         if lease is None:
             return _contended(active, "another instance acted first")
-        secret = secret or await self.store.read_secret(key.vault_path, active)
         sinks = key.sinks if only is None else only
-        failure = await deliver_all(
-            sinks,
-            self._delivery(key, secret),
-            previous=None,
-            retry=self._retry,
-            keep_lease=lease.keep,
-        )
+        self.in_delivery[key.name] = active
+        try:
+            failure = await deliver_all(
+                sinks,
+                self._delivery(key, secret),
+                previous=None,
+                retry=self._retry,
+                keep_lease=lease.keep,
+            )
+        finally:
+            self.in_delivery.pop(key.name, None)
         await lease.release(state)
         if failure:
             return RotationResult("failed", active, failure, active)
@@ -431,9 +518,13 @@ class Rotator:
     async def _lacks(self, sink: Sink, delivery: Delivery) -> bool:
         try:
             return await sink.holds(delivery) is False
-        except SinkError as exc:
-            # Cannot tell now; a later force or rotation delivers to it anyway.
-            log.warning("sink.unreadable", key=delivery.key, sink=sink.id, reason=str(exc))
+        except Exception as exc:
+            # Cannot tell now (a SinkError, or a bug in the sink); a later force or rotation
+            # delivers to it anyway. The key must start whatever one sink does.
+            reason = (
+                unexpected(exc, delivery.api_key) if not isinstance(exc, RotatorError) else str(exc)
+            )
+            log.warning("sink.unreadable", key=delivery.key, sink=sink.id, reason=reason)
             return False
 
     async def _read_quietly(self, key: ManagedKey, version: int | None) -> SecretVersion | None:

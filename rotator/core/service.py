@@ -305,7 +305,8 @@ class KeyService:
         await self._poll(t)
         # Under another instance's lease (it may be a crashed one) nothing was checked:
         # converge again on the next poll, once the lease is released or has run out.
-        t.started = not converged.contended
+        # A converge that failed (a sink refused) left the sinks split: it is tried again too.
+        t.started = not converged.contended and converged.result != "failed"
         if t.view.last_check_at is None:
             await self._verify(t)
 
@@ -362,6 +363,11 @@ class KeyService:
             self._record_verdict(t, Verification(result.status))
             # Tell ops at once whether the replaced key is still live (delete it in the console).
             await self._check_previous(t)
+        if result.secret_problem:
+            # The newest version's data is broken: a problem to show and alert on, not just a
+            # rejection (MistralKeySecretBroken reads mistral_key_secret_error).
+            self.metrics.secret_error.labels(key=t.key.name).set(1)
+            t.view = replace(t.view, problem=result.secret_problem)
 
     async def _load_active(self, t: _Tracked, active: int | None) -> None:
         state, _ = await self.rotator.read_state(t.key)
@@ -378,7 +384,23 @@ class KeyService:
             version = t.view.latest_version
         if version is None:
             return
-        secret = await self.store.read_secret(t.key.vault_path, version)
+        try:
+            secret = await self.store.read_secret(t.key.vault_path, version)
+        except SecretNotFound:
+            if version != state.active_version:
+                raise
+            # Deleted or destroyed in Vault after delivery: it cannot be "fixed" there, only
+            # replaced. Reported, and the key keeps running so that a new version rotates.
+            t.active = None
+            self._secret_problem(
+                t,
+                SecretNotFound(
+                    f"the active version {version} was deleted or destroyed in Vault (the "
+                    f"sinks still hold it): write a new version, `rotator stage "
+                    f"{t.key.name}`, and the daemon rotates to it"
+                ),
+            )
+            return
         self._set_active(t, secret, recorded=state.active_version == version)
 
     def _set_active(self, t: _Tracked, secret: SecretVersion, recorded: bool = True) -> None:

@@ -273,7 +273,20 @@ def _org_keys(
     )
 
 
+def rotator_command() -> str:
+    """How to run ``rotator`` from another terminal: the bare name only when it is on PATH
+    (``make demo`` runs it from .venv/bin, which is usually not), else its full path."""
+    beside = Path(sys.executable).parent / "rotator"
+    on_path = shutil.which("rotator")
+    if on_path and (not beside.exists() or Path(on_path).resolve() == beside.resolve()):
+        return "rotator"
+    if beside.exists():
+        return str(beside)
+    return f"{sys.executable} -m rotator"
+
+
 def _banner(workdir: Path, vault_url: str, token: str, metrics_port: int, admin_port: int) -> None:
+    command = rotator_command()
     click.echo(
         f"""
 OpenBao dev server   {vault_url}   (root token in {workdir / "vault-token"})
@@ -284,10 +297,10 @@ Config               {workdir / "rotator.yaml"}
 
 Try, from another terminal:
   curl -s localhost:{metrics_port}/metrics | grep ^mistral_key_status
-  rotator check --config {workdir / "rotator.yaml"}
-  rotator stage demo-expiring --config {workdir / "rotator.yaml"} < {workdir / "new-key"}
-  rotator inventory --url http://127.0.0.1:{admin_port}      (the stand-in's organization)
-  rotator mint {MINTED} --url http://127.0.0.1:{admin_port}   (mint again, now)
+  {command} check --config {workdir / "rotator.yaml"}
+  {command} stage demo-expiring --config {workdir / "rotator.yaml"} < {workdir / "new-key"}
+  {command} inventory --url http://127.0.0.1:{admin_port}      (the stand-in's organization)
+  {command} mint {MINTED} --url http://127.0.0.1:{admin_port}   (mint again, now)
 {MINTED} is minted at start (20 days left, before_expiry 30d); its old key is deleted in
 the stand-in 20 s later (key.minted, key.previous_revoked in the log).
 Ctrl-C stops everything the demo started.

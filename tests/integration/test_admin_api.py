@@ -13,7 +13,6 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from rotator.admin.state import AdminState
 from rotator.app.bootstrap import admin_deps, build_app
 from rotator.config import parse_settings
 from rotator.demo.standin import MistralStandIn
+from tests.dates import expiry_in
 from tests.fixtures.daemon import (
     DaemonProcess,
     KeyKit,
@@ -38,7 +38,8 @@ from tests.fixtures.daemon import (
 )
 from tests.fixtures.openbao import OpenBaoServer
 
-EXPIRES = (datetime.now(UTC) + timedelta(days=200)).date().isoformat()
+EXPIRES_AT = expiry_in(200)
+EXPIRES = EXPIRES_AT[:10]
 NAMES = (
     "alpha",
     "rot",
@@ -68,7 +69,7 @@ FIELDS = {
 @pytest.fixture(scope="module")
 def stack(openbao: OpenBaoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("admin-api")
-    with seeded_stack(openbao, workdir, "admin-api", NAMES, EXPIRES) as stack:
+    with seeded_stack(openbao, workdir, "admin-api", NAMES, EXPIRES_AT) as stack:
         yield stack
         assert stack.daemon.stop() == 0, stack.daemon.tail()
 
@@ -120,7 +121,7 @@ def test_list_keys_shows_contract_fields_and_fingerprints(stack: Stack) -> None:
     assert alpha["fingerprint"] == stack.first["alpha"][-4:]
     assert alpha["expires_at"].startswith(EXPIRES)
     assert alpha["expiry_assumed"] is False
-    assert 198 < alpha["days_left"] <= 200
+    assert 200 < alpha["days_left"] <= 200.25
     assert alpha["active_version"] == alpha["latest_version"] == 1
 
 
@@ -243,7 +244,7 @@ def test_rotate_moves_the_file_and_the_metrics(stack: Stack) -> None:
     d = stack.daemon
     assert sink(stack, "rot") == stack.first["rot"]
     assert d.metric("mistral_key_active_version", key="rot") == 1
-    version, value = stack.kit.put("rot", expires_at=EXPIRES)
+    version, value = stack.kit.put("rot", expires_at=EXPIRES_AT)
     answer = rotate(stack, "rot")
     assert answer.status_code == 200
     assert answer.json() == {
@@ -289,7 +290,7 @@ def test_force_redelivers_to_a_sink_that_lost_the_key(stack: Stack) -> None:
 
 
 def test_second_operation_on_a_busy_key_gets_409(stack: Stack) -> None:
-    _, slow_value = stack.kit.put("slow", "slow:2", expires_at=EXPIRES)
+    _, slow_value = stack.kit.put("slow", "slow:2", expires_at=EXPIRES_AT)
     first: dict[str, httpx.Response] = {}
     worker = threading.Thread(target=lambda: first.update(answer=rotate(stack, "slow")))
     worker.start()
@@ -331,7 +332,7 @@ def test_verify_answers_the_keys_fields_and_sees_a_change(stack: Stack) -> None:
 
 def test_rollback_to_a_previous_version_that_still_verifies(stack: Stack) -> None:
     d = stack.daemon
-    stack.kit.put("back", expires_at=EXPIRES)
+    stack.kit.put("back", expires_at=EXPIRES_AT)
     assert rotate(stack, "back").json()["active_version"] == 2
     answer = d.api("POST", "/api/v1/keys/back/rollback")
     assert answer.status_code == 200
@@ -348,7 +349,7 @@ def test_rollback_to_a_previous_version_that_still_verifies(stack: Stack) -> Non
 
 
 def test_rollback_refused_when_the_previous_key_fails(stack: Stack) -> None:
-    _, value = stack.kit.put("back-bad", expires_at=EXPIRES)
+    _, value = stack.kit.put("back-bad", expires_at=EXPIRES_AT)
     assert rotate(stack, "back-bad").json()["result"] == "rotated"
     stack.standin.set_key(stack.first["back-bad"], "invalid")
     answer = stack.daemon.api("POST", "/api/v1/keys/back-bad/rollback").json()
@@ -358,10 +359,13 @@ def test_rollback_refused_when_the_previous_key_fails(stack: Stack) -> None:
 
 
 def test_rollback_without_a_previous_version(stack: Stack) -> None:
-    answer = stack.daemon.api("POST", "/api/v1/keys/solo/rollback").json()
-    assert answer["result"] == "failed"
-    assert answer["reason"] == "no previous version recorded"
+    before = stack.daemon.key("solo")["last_result"]
+    answer = stack.daemon.api("POST", "/api/v1/keys/solo/rollback")
+    # An operator's mistake: a sentence and 409, and the healthy key's last result untouched.
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["detail"] == "nothing to roll back to: solo has no previous version"
     assert sink(stack, "solo") == stack.first["solo"]
+    assert stack.daemon.key("solo")["last_result"] == before
 
 
 # --- an operation that outlives the wait (in-process, with a short wait) --------------------

@@ -12,19 +12,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from rotator.demo.standin import MistralStandIn
+from tests.dates import expiry_in
 from tests.fixtures.daemon import new_key_value
 from tests.fixtures.openbao import OpenBaoServer
 from tests.fixtures.receiver import Receiver
 from tests.integration.rotation_rig import POLL_S, Rig, open_rig
 from tests.waiting import wait_for
 
-EXPIRES = (datetime.now(UTC) + timedelta(days=200)).date().isoformat()
+EXPIRES_AT = expiry_in(200)
+EXPIRES = EXPIRES_AT[:10]
 # A poll interval, its jitter, a verification and the deliveries, on a busy 2-core CI box.
 WITHIN_S = POLL_S + 2.0
 
@@ -53,7 +54,7 @@ def test_new_valid_version_reaches_every_sink_within_a_poll(rig: Rig) -> None:
     assert rig.received("portal") == [(1, v1)]
     assert rig.rotations(daemon, "portal", "rotated") == 1
 
-    version, v2 = rig.kit.put("portal", expires_at=EXPIRES)
+    version, v2 = rig.kit.put("portal", expires_at=EXPIRES_AT)
     put_at = time.monotonic()
     wait_for(lambda: rig.file_key("portal") == v2 + "\n", WITHIN_S + 1, "v2 in the file")
     wait_for(lambda: rig.received("portal")[-1:] == [(2, v2)], WITHIN_S + 1, "v2 at the receiver")

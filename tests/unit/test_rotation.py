@@ -12,6 +12,7 @@ from rotator.config import parse_settings
 from rotator.core.rotation import ManagedKey, Rotator
 from rotator.domain.choice import choose_target
 from rotator.domain.model import KeyState, Status
+from rotator.errors import NotPossible
 from tests.unit.fakes import CREATED, FakeSink, FakeStore, FakeVerifier
 
 PATH = "mistral/k"
@@ -62,8 +63,15 @@ def test_policy_never_goes_back_unless_asked() -> None:
     assert choose_target(state, 4, explicit=None, force=False)[0] is None  # rejected
     assert choose_target(state, 5, explicit=None, force=False)[0] == 5
     assert choose_target(state, 5, explicit=2, force=False)[0] == 2  # ops asked
-    assert choose_target(state, 4, explicit=None, force=True)[0] == 4
-    assert choose_target(state, 3, explicit=None, force=True)[0] == 3  # re-deliver
+    assert choose_target(state, 4, explicit=4, force=False)[0] == 4  # ops asked for it
+    # force re-delivers the active version, whatever is newest (issue 11, defect 3)
+    assert choose_target(state, 4, explicit=None, force=True)[0] == 3
+    assert choose_target(state, 5, explicit=None, force=True)[0] == 3
+    assert choose_target(state, 3, explicit=None, force=True)[0] == 3
+    with pytest.raises(NotPossible, match="leave out --force"):
+        choose_target(state, 5, explicit=5, force=True)
+    with pytest.raises(NotPossible, match="nothing to re-deliver"):
+        choose_target(KeyState(), 5, explicit=None, force=True)
 
 
 async def test_valid_new_version_reaches_every_sink_and_is_recorded(world) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from rotator.adapters.sinks.file import FileSink
 from rotator.config.sinks import FileSinkSettings
@@ -227,5 +228,9 @@ async def test_holds_compares_with_what_would_be_written(tmp_path: Path) -> None
 
 
 def test_relative_path_is_refused() -> None:
-    with pytest.raises(ConfigError, match="absolute"):
+    # By the configuration (config validate and run alike), and by the sink itself.
+    with pytest.raises(ValidationError, match="absolute"):
         sink_at(Path("run/api-key"))
+    unchecked = FileSinkSettings.model_construct(type="file", path=Path("run/api-key"))
+    with pytest.raises(ConfigError, match="absolute"):
+        FileSink(unchecked)

@@ -14,7 +14,7 @@ import httpx
 
 from rotator.adapters.metrics.registry import Metrics
 from rotator.adapters.sinks.base import BaseSink, scrub
-from rotator.adapters.sinks.templates import register_references, render_body, resolve_references
+from rotator.adapters.sinks.templates import register_references, render_body, resolve_header
 from rotator.config.common import check_plain_http
 from rotator.config.sinks import HttpSinkSettings
 from rotator.domain.model import Delivery
@@ -39,7 +39,7 @@ class HttpSink(BaseSink):
 
     async def _write(self, delivery: Delivery) -> None:
         headers = {
-            name: resolve_references(value, where=f"header {name}")
+            name: resolve_header(value, where=f"header {name}")
             for name, value in self.spec.headers.items()
         }
         body = render_body(self.spec.body, delivery)
@@ -106,8 +106,9 @@ def raise_for_answer(response: httpx.Response, *, api_key: str, prefix: str = ""
             f"{prefix}answered HTTP {status} (redirect); redirects are not followed "
             "so that the key never goes to another address"
         )
-    text = " ".join(response.text.split())[-_BODY_TAIL:]
-    detail = f": {scrub(text, api_key)}" if text else ""
+    # Scrubbed whole, then cut: a key cut in half by the tail is no longer recognised.
+    text = scrub(" ".join(response.text.split()), api_key)[-_BODY_TAIL:]
+    detail = f": {text}" if text else ""
     raise SinkError(f"{prefix}answered HTTP {status}{detail}")
 
 

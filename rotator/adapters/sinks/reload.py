@@ -21,8 +21,8 @@ from rotator.adapters.sinks.http import (
     send,
     tls_verify,
 )
-from rotator.adapters.sinks.templates import register_references, resolve_references
-from rotator.config.sinks import CommandReload, HttpReload, Reload, SignalReload
+from rotator.adapters.sinks.templates import register_references, resolve_header
+from rotator.config.sinks import CommandReload, HttpReload, Reload, SignalReload, signal_number
 from rotator.domain.model import Delivery
 from rotator.errors import ConfigError, SinkError
 
@@ -40,12 +40,9 @@ def build_reload(spec: Reload | None, *, where: str) -> ReloadAction | None:
 
 def parse_signal(name: str, *, where: str) -> signal.Signals:
     """``HUP``, ``SIGHUP``, ``hup`` or a number."""
-    text = name.strip().upper()
     try:
-        if text.isdigit():
-            return signal.Signals(int(text))
-        return signal.Signals["SIG" + text.removeprefix("SIG")]
-    except (KeyError, ValueError):
+        return signal_number(name)
+    except ValueError:
         raise ConfigError([f"{where}: reload.signal: unknown signal {name!r}"]) from None
 
 
@@ -90,7 +87,7 @@ class HttpReloadAction(ReloadAction):
 
     async def run(self, delivery: Delivery) -> None:
         headers = {
-            name: resolve_references(value, where=f"{self.what} header {name}")
+            name: resolve_header(value, where=f"{self.what} header {name}")
             for name, value in self.spec.headers.items()
         }
         if self._client is None:

@@ -38,6 +38,20 @@ def resolve_references(value: str, *, where: str) -> str:
     return _REFERENCE.sub(_one, value)
 
 
+def resolve_header(value: str, *, where: str) -> str:
+    """A header's value with its references resolved, refused (SinkError naming the header,
+    never the value) when it cannot travel in a header: a line break, another control
+    character or a non-ASCII one. Sent anyway, the HTTP library's error would quote the
+    value escaped (``\\n``), which no scrubber of the raw value recognises."""
+    resolved = resolve_references(value, where=where)
+    if not (resolved.isascii() and all(" " <= c < "\x7f" or c == "\t" for c in resolved)):
+        raise SinkError(
+            f"{where}: the value holds a line break, a control or a non-ASCII character, "
+            "which a header cannot carry (check the file or variable it comes from)"
+        )
+    return resolved
+
+
 def register_references(values: Iterable[str]) -> None:
     """Resolve the references in ``values`` now, only to register what they hold as secrets.
 
