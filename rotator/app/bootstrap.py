@@ -7,6 +7,7 @@ gets a factory for managed keys, the admin API gets :class:`~rotator.admin.state
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
