@@ -419,9 +419,11 @@ def verify(
 @cli.command()
 @admin_options
 @click.argument("name")
-def mint(url: str, token_file: Path | None, as_json: bool, name: str) -> None:
+def mint(
+    url: str | None, token_file: Path | None, config_file: Path | None, as_json: bool, name: str
+) -> None:
     """Ask the daemon to mint a replacement for NAME now (0 minted and active, 1 failed)."""
-    answer = _operate(url, token_file, name, "mint")
+    answer = _operate(url, token_file, config_file, name, "mint")
     if answer is None:
         sys.exit(EXIT_PROBLEM)
     if as_json:
@@ -438,9 +440,11 @@ def mint(url: str, token_file: Path | None, as_json: bool, name: str) -> None:
 
 @cli.command()
 @admin_options
-def inventory(url: str, token_file: Path | None, as_json: bool) -> None:
+def inventory(
+    url: str | None, token_file: Path | None, config_file: Path | None, as_json: bool
+) -> None:
     """Every key of the Mistral organization, and which managed key it is (if any)."""
-    listing = _talk(lambda: _client(url, token_file).inventory())
+    listing = _talk(lambda: _client(url, token_file, config_file).inventory())
     if as_json:
         click.echo(json.dumps(listing, indent=2))
         return
