@@ -39,6 +39,9 @@ class AdminMetrics:
             registry=r,
         )
         self._metrics = metrics
+        # Unknown until the first answer: NaN, so that MistralAdminApiFailing (== 0) cannot
+        # fire for a daemon that has not asked yet.
+        self.admin_up.set(float("nan"))
         metrics.add_fleet(
             self.admin_up, self.org_expiry, self.expiry_mismatch, self.mints, self.revoked
         )
