@@ -15,13 +15,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/rotator demo
 
-# Prometheus, Alertmanager for the end-to-end alert test; skipped quietly when apt is not usable.
+# Prometheus, Alertmanager for the end-to-end alert test, Chromium for the intake page's
+# browser tests (driven by Playwright with executable_path; never `playwright install`);
+# skipped quietly when apt is not usable.
 system-deps:
-	@if ! command -v promtool >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus prometheus-alertmanager"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq || true) && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null; \
-	  else echo "system-deps: not root or no apt-get: e2e alert tests will be skipped"; fi; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "system-deps: not root or no apt-get: cannot install$$missing"; fi; \
 	fi
 
 lint: $(STAMP)

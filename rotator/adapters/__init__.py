@@ -1,1 +1,1 @@
-"""Adapters: the concrete Vault, Mistral, sink and metrics code behind ``rotator.ports``."""
+"""Adapters: the concrete Vault, Mistral, sink, metrics and mail code behind ``rotator.ports``."""

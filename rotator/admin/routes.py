@@ -14,7 +14,9 @@ from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from rotator import __version__
 from rotator.admin.auth import require_token
@@ -34,6 +36,7 @@ from rotator.admin.operations import run_operation
 from rotator.admin.state import AdminDeps, AdminState, state_of
 from rotator.core.rotation import RotationResult
 from rotator.domain.keyview import KeyView
+from rotator.intake import admin_routes as intake_routes
 
 READY_TIMEOUT_S = 5.0
 
@@ -206,7 +209,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 400:
         # FastAPI's "error parsing the body" (not UTF-8, say): malformed input, like the rest.
         return _malformed([{"loc": ["body"], "msg": "not JSON text", "type": "json_invalid"}])
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route on the path only; a path with a
+        # route per method (POST and DELETE .../intake) must name them all.
+        exc.headers = {"Allow": ", ".join(sorted(_methods_at(request)))}
     return await http_exception_handler(request, exc)
+
+
+def _methods_at(request: Request) -> set[str]:
+    scope = {**request.scope, "method": "GET"}
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, APIRoute) and route.matches(scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return methods
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -231,6 +247,7 @@ def create_app(state: AdminState | None) -> FastAPI:
     api.include_router(probes)
     api.include_router(keys)
     api.include_router(mint_routes)
+    api.include_router(intake_routes.router)
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_middleware(BodyLimit)

@@ -11,6 +11,7 @@ from fastapi import Request
 
 from rotator.core.admin_keys import AdminKeys
 from rotator.core.service import KeyService
+from rotator.intake.service import IntakeService
 
 WAIT_S = 30.0
 
@@ -31,6 +32,8 @@ class AdminDeps:
     """Set when the daemon stops: readiness then answers 503."""
     admin_keys: AdminKeys | None = None
     """Mistral's Admin API: inventory and minting (None without ``mistral.admin``)."""
+    intake: IntakeService | None = None
+    """Key intake links (``POST``/``DELETE .../intake``); None without ``intake:``."""
 
 
 @dataclass

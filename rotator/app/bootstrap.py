@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -17,6 +18,9 @@ from rotator.adapters.metrics.exposition import metrics_app
 from rotator.adapters.metrics.registry import Metrics
 from rotator.adapters.mistral.admin import MistralAdminClient
 from rotator.adapters.mistral.verifier import MistralVerifier
+from rotator.adapters.notify.base import Channel
+from rotator.adapters.notify.smtp import EmailChannel
+from rotator.adapters.notify.webhook import WebhookChannel
 from rotator.adapters.sinks.registry import build_sink, close_sinks
 from rotator.adapters.vault.gateway import VaultStore
 from rotator.admin.server import AdminServer
@@ -30,6 +34,10 @@ from rotator.core.lease import instance_owner
 from rotator.core.rotation import ManagedKey
 from rotator.core.service import KeyService
 from rotator.core.staging import stage_key
+from rotator.intake.metrics import IntakeMetrics
+from rotator.intake.reminders import Reminders
+from rotator.intake.server import IntakeServer
+from rotator.intake.service import IntakeService
 from rotator.logs import get_logger
 from rotator.ports import Sink
 from rotator.web.server import address, bind, serve
@@ -113,12 +121,67 @@ def open_admin(settings: Settings) -> AdminServer:
     return AdminServer.open(settings.server)
 
 
+def open_intake(settings: Settings, web: WebConfigWatcher) -> IntakeServer | None:
+    """Bind the intake page's socket (``intake.listen``); None without ``intake:``."""
+    return IntakeServer.open(settings.intake, web) if settings.intake is not None else None
+
+
+@dataclass
+class Intake:
+    """The key intake's parts: the page's listener and service, and the reminders (if any
+    channel is configured)."""
+
+    server: IntakeServer
+    service: IntakeService
+    reminders: Reminders | None
+
+    def tasks(self, web: WebConfigWatcher, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
+        work = [self.server.serve(self.service, web, stop)]
+        if self.reminders is not None:
+            work.append(self.reminders.run(stop))
+        return work
+
+
+def build_intake(app: App, server: IntakeServer) -> Intake:
+    settings = app.settings
+    if settings.intake is None:
+        raise ValueError("no intake section in the settings")
+    metrics = IntakeMetrics(app.metrics)
+    service = IntakeService(
+        store=app.store,
+        verifier=app.verifier,
+        keys=app.service,
+        settings=settings,
+        metrics=metrics,
+        public_url=server.public_url,
+    )
+    notify = settings.intake.notify
+    channels: list[Channel] = []
+    if notify is not None and notify.smtp is not None:
+        channels.append(EmailChannel(notify.smtp))
+    if notify is not None and notify.webhook is not None:
+        channels.append(WebhookChannel(notify.webhook))
+    reminders = None
+    if notify is not None and channels:
+        reminders = Reminders(
+            intake=service,
+            keys=app.service,
+            store=app.store,
+            channels=channels,
+            notify=notify,
+            expiry=settings.expiry,
+            metrics=metrics,
+        )
+    return Intake(server, service, reminders)
+
+
 def admin_deps(
     app: App,
     token: str | None,
     *,
     stop: asyncio.Event | None = None,
     scheduler_running: Callable[[], bool] = lambda: False,
+    intake: IntakeService | None = None,
 ) -> AdminDeps:
     return AdminDeps(
         service=app.service,
@@ -129,6 +192,7 @@ def admin_deps(
         token=token,
         stop=stop,
         admin_keys=app.admin_keys,
+        intake=intake,
     )
 
 

@@ -52,6 +52,7 @@ async def run(
     admin = bootstrap.open_admin(settings) if admin_api else None
     try:
         metrics_sock = bootstrap.open_metrics_listener(settings)
+        intake_server = bootstrap.open_intake(settings, web)
     except BaseException:
         if admin is not None:
             admin.close()
@@ -87,9 +88,16 @@ async def run(
     tasks = [*listening, *(asyncio.create_task(t(app.service, stop)) for t in extra_tasks or [])]
     if app.admin_keys is not None:
         tasks.append(asyncio.create_task(admin_keys_task(app, stop), name="mistral-admin"))
+    intake = bootstrap.build_intake(app, intake_server) if intake_server is not None else None
+    if intake is not None:
+        tasks += [asyncio.create_task(w, name="intake") for w in intake.tasks(web, stop)]
     if admin is not None:
         deps = bootstrap.admin_deps(
-            app, admin.token, stop=stop, scheduler_running=lambda: bool(scheduler.running)
+            app,
+            admin.token,
+            stop=stop,
+            scheduler_running=lambda: bool(scheduler.running),
+            intake=intake.service if intake is not None else None,
         )
         tasks.append(asyncio.create_task(admin.serve(deps, web, stop), name="admin-api"))
     try:
@@ -116,6 +124,8 @@ async def run(
         metrics_sock.close()
         if admin is not None:
             admin.close()
+        if intake_server is not None:
+            intake_server.close()
         await app.aclose()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):

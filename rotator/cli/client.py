@@ -98,6 +98,13 @@ class AdminClient:
         path = f"/api/v1/keys/{key_segment(name)}/{action}"
         return self._call("POST", path, OPERATION_TIMEOUT_S, body)
 
+    def intake(self, name: str, *, ttl: str | None = None, revoke: bool = False) -> dict[str, Any]:
+        """A fresh intake link for ``name`` (``{url, expires_at}``), or withdraw its links."""
+        path = f"/api/v1/keys/{name}/intake"
+        if revoke:
+            return self._call("DELETE", path, READ_TIMEOUT_S)[1]
+        return self._call("POST", path, READ_TIMEOUT_S, {"ttl": ttl} if ttl else None)[1]
+
     def _call(
         self, method: str, path: str, timeout: float, body: dict[str, Any] | None = None
     ) -> tuple[int, dict[str, Any]]:

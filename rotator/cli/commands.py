@@ -472,5 +472,25 @@ def _inventory_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+@cli.command()
+@admin_options
+@click.option("--ttl", default=None, help="How long the link works (default intake.link_ttl).")
+@click.option("--revoke", is_flag=True, help="Withdraw every open link of NAME instead.")
+@click.argument("name")
+def intake(
+    url: str, token_file: Path | None, as_json: bool, ttl: str | None, revoke: bool, name: str
+) -> None:
+    """A one-time link for NAME's owner to hand over the next key (printed once)."""
+    answer = _talk(lambda: _client(url, token_file).intake(name, ttl=ttl, revoke=revoke))
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+    elif revoke:
+        click.echo(f"{name}: {answer['revoked']} open link(s) withdrawn")
+    else:
+        click.echo(answer["url"])
+        click.echo(f"works once, until {answer['expires_at']}", err=True)
+    sys.exit(EXIT_OK)
+
+
 def main() -> None:
     cli()

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, model_validator
 from rotator.config.admin import check_mint_needs_admin
 from rotator.config.common import Section
 from rotator.config.expiry import ExpirySettings
+from rotator.config.intake import IntakeSettings
 from rotator.config.keys import DiscoverSettings, KeySettings
 from rotator.config.mistral import MistralSettings
 from rotator.config.rotation import RotationSettings
@@ -36,6 +37,7 @@ class Settings(Section):
     rotation: RotationSettings = Field(default_factory=RotationSettings)
     keys: list[KeySettings] = Field(default_factory=list)
     discover: DiscoverSettings | None = None
+    intake: IntakeSettings | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:

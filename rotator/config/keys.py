@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from rotator.config.admin import MintSettings
 from rotator.config.common import Section
+from rotator.config.intake import OwnerSettings
 from rotator.config.sinks import SinkSettings
 
 KEY_NAME = re.compile(r"^[a-z0-9-]{1,63}$")
@@ -18,6 +19,8 @@ class KeySettings(Section):
     vault_path: str
     sinks: list[SinkSettings] = Field(default_factory=list)
     mint: MintSettings | None = None
+    owner: OwnerSettings | None = None
+    """Key intake: who is reminded before expiry (else the secret's custom_metadata)."""
 
     @field_validator("vault_path")
     @classmethod

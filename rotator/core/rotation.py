@@ -375,7 +375,9 @@ class Rotator:
         if failure:
             return await self._record_failure(key, lease, target, failure)
         now = self.clock()
-        final = KeyState(
+        # ``replace``: what others keep in the state (open intake links, reminders) survives.
+        final = replace(
+            state,
             active_version=target,
             # A rollback is not undone by another one: that would go forward again, to the
             # very version just left (which stays rejected until ops name it).

@@ -160,6 +160,7 @@ def _config(
     metrics_port: int,
     admin_port: int,
     names: list[str],
+    intake_port: int,
 ) -> dict[str, Any]:
     (workdir / "sinks").mkdir(mode=0o700)
     return {
@@ -182,6 +183,8 @@ def _config(
             }
             for n in names
         ],
+        # The key intake page, on loopback: `rotator intake NAME` or the link printed below.
+        "intake": {"listen": f"127.0.0.1:{intake_port}"},
     }
 
 
@@ -220,7 +223,10 @@ def run_demo(*, metrics_port: int, admin_port: int) -> int:
             spare_file.touch(mode=0o600)
             spare_file.write_text(spare + "\n")
         _seed(vault_url, token, seeded)
-        config = _config(workdir, vault_url, mistral_url, metrics_port, admin_port, sorted(seeded))
+        intake_port = _free_port(8090)
+        config = _config(
+            workdir, vault_url, mistral_url, metrics_port, admin_port, sorted(seeded), intake_port
+        )
         if standin is not None:
             _with_admin_api(config, standin, workdir)
         (workdir / "rotator.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -231,7 +237,8 @@ def run_demo(*, metrics_port: int, admin_port: int) -> int:
         logs.configure(None, "INFO")
         from rotator.app.daemon import run as run_daemon
 
-        print_status = functools.partial(_print_status_once, settings.expiry)
+        admin_url = f"http://127.0.0.1:{admin_port}"
+        print_status = functools.partial(_print_status_once, settings.expiry, admin_url)
         asyncio.run(run_daemon(settings, extra_tasks=[print_status]))
         return 0
     finally:
@@ -303,6 +310,7 @@ Try, from another terminal:
   {command} mint {MINTED} --url http://127.0.0.1:{admin_port}   (mint again, now)
 {MINTED} is minted at start (20 days left, before_expiry 30d); its old key is deleted in
 the stand-in 20 s later (key.minted, key.previous_revoked in the log).
+  rotator intake demo-expiring      (a link to the key intake page; one is printed below)
 Ctrl-C stops everything the demo started.
 """,
         err=False,
@@ -311,9 +319,10 @@ Ctrl-C stops everything the demo started.
 
 
 async def _print_status_once(
-    expiry: ExpirySettings, service: KeyService, stop: asyncio.Event
+    expiry: ExpirySettings, admin_url: str, service: KeyService, stop: asyncio.Event
 ) -> None:
-    """Print the table once every key has been verified (or after 15 s)."""
+    """Print the table once every key has been verified (or after 15 s), then a link to the
+    key intake page (asked of the admin API, as `rotator intake` does)."""
     from rotator.cli.table import render
 
     deadline = time.monotonic() + 15
@@ -330,3 +339,17 @@ async def _print_status_once(
         colour=sys.stdout.isatty(),
     )
     click.echo("\n" + table + "\n")
+    if stop.is_set():
+        return
+    from rotator.cli.client import AdminClient, DaemonError
+
+    try:
+        link = await asyncio.to_thread(AdminClient(admin_url, None).intake, "demo-expiring")
+    except DaemonError as exc:
+        click.echo(f"(no intake link: {exc})")
+        return
+    click.echo(
+        f"Hand over a new key for demo-expiring in your browser:\n  {link['url']}\n"
+        f"(works once, until {link['expires_at'][:16]} UTC; paste the key from the new-key "
+        "file named above, with any expiry date within a year)\n"
+    )

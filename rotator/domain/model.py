@@ -105,6 +105,12 @@ class KeyState:
     expiry_band_version: int | None = None
     """The last expiry band logged (warn, critical, expired) and for which version: logged
     once per crossing and key generation, not again after a restart."""
+    intake_links: str | None = None
+    """The key's open intake links as JSON (``rotator.intake.links``): token digests,
+    expiry, failed attempts. Never a token."""
+    reminded_version: int | None = None
+    reminded: str | None = None
+    """Reminders already sent for ``reminded_version``: ``threshold/channel`` entries."""
 
 
 @dataclass(frozen=True)

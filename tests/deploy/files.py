@@ -12,7 +12,9 @@ import pytest
 import yaml
 from prometheus_client.metrics_core import Metric
 
+from rotator.adapters.metrics.admin import AdminMetrics
 from rotator.adapters.metrics.registry import Metrics
+from rotator.intake.metrics import IntakeMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -53,8 +55,10 @@ def _series_of(family: Metric) -> set[str]:
 
 def exported_series() -> set[str]:
     """Every series name a daemon's /metrics can show, from the code that defines them."""
-    registry = Metrics().registry
-    return set().union(*(_series_of(family) for family in registry.collect()))
+    metrics = Metrics()
+    IntakeMetrics(metrics)  # the intake's series, exported when intake is configured
+    AdminMetrics(metrics)  # Mistral's Admin API's series, with mistral.admin
+    return set().union(*(_series_of(family) for family in metrics.registry.collect()))
 
 
 def metric_names_in(text: str) -> set[str]:

@@ -115,6 +115,12 @@ class VaultStore:
     async def write_secret(self, path: str, data: dict[str, str], cas: int | None) -> int:
         return await self._write(self._mount, path, data, cas)
 
+    async def custom_metadata(self, path: str) -> dict[str, str]:
+        """The secret's ``custom_metadata`` (e.g. ``owner_email``); {} when it has none."""
+        metadata = await self._metadata(self._mount, path)
+        custom = (metadata or {}).get("custom_metadata") or {}
+        return {str(k): str(v) for k, v in custom.items()} if isinstance(custom, dict) else {}
+
     async def list_names(self, prefix: str) -> list[str]:
         """Secret names directly under ``prefix`` (sub-folders skipped); [] if it is absent."""
         prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""

@@ -1,0 +1,1 @@
+"""Reminder channels: e-mail over SMTP and a JSON webhook (``rotator.intake.reminders``)."""

@@ -1,0 +1,84 @@
+"""``POST``/``DELETE /api/v1/keys/{name}/intake``: make a link (shown once), withdraw them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from rotator.admin.auth import require_token
+from rotator.admin.models import Problem
+from rotator.admin.state import state_of
+from rotator.config.common import parse_duration
+from rotator.intake.service import IntakeService
+
+MIN_TTL, MAX_TTL = timedelta(minutes=1), timedelta(days=90)
+
+
+class IntakeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ttl: str | None = Field(
+        default=None,
+        pattern=r"^\s*\d{1,6}(\.\d{1,3})?\s*[smhd]\s*$",
+        description="How long the link works, e.g. 7d (default intake.link_ttl); "
+        "kept between 1m and 90d.",
+    )
+
+
+class IntakeLink(BaseModel):
+    url: str = Field(description="The one-time link; shown only in this answer.")
+    expires_at: datetime
+
+
+class IntakeRevoked(BaseModel):
+    revoked: int = Field(description="How many open links were withdrawn.")
+
+
+_ANSWERS: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem, "description": "No bearer token."},
+    403: {"model": Problem, "description": "Wrong bearer token."},
+    404: {"model": Problem, "description": "No managed key has that name, or no intake."},
+}
+
+router = APIRouter(prefix="/api/v1", tags=["intake"], dependencies=[Depends(require_token)])
+
+
+def _intake(request: Request, name: str) -> IntakeService:
+    deps = state_of(request).deps
+    service = deps.intake
+    if service is None:
+        raise HTTPException(404, "key intake is not configured (no 'intake' section)")
+    if name not in deps.service.names():
+        raise HTTPException(404, f"unknown key: {name}")
+    return service
+
+
+@router.post(
+    "/keys/{name}/intake",
+    response_model=IntakeLink,
+    responses=_ANSWERS,
+    summary="Make an intake link",
+)
+async def create_link(
+    name: str, request: Request, body: Annotated[IntakeRequest | None, Body()] = None
+) -> IntakeLink:
+    """A fresh one-time link for the key's owner to hand over the next key."""
+    service = _intake(request, name)
+    ttl = None
+    if body is not None and body.ttl is not None:
+        ttl = min(max(parse_duration(body.ttl), MIN_TTL), MAX_TTL)
+    url, expires = await service.create(name, ttl)
+    return IntakeLink(url=url, expires_at=expires)
+
+
+@router.delete(
+    "/keys/{name}/intake",
+    response_model=IntakeRevoked,
+    responses=_ANSWERS,
+    summary="Withdraw links",
+)
+async def revoke_links(name: str, request: Request) -> IntakeRevoked:
+    """Every open link of the key stops working at once."""
+    return IntakeRevoked(revoked=await _intake(request, name).revoke(name))
