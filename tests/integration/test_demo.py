@@ -107,3 +107,14 @@ def test_the_sdk_lists_the_demo_standins_models_as_the_hint_says(demo: Demo) -> 
     key = demo_key(demo.output)
     for text in (demo.output, listed.stdout, listed.stderr, source):
         assert key not in text
+
+
+@pytest.mark.slow
+def test_the_demo_prints_an_intake_link_that_opens(demo: Demo) -> None:
+    def link() -> str | None:
+        return next((x.strip() for x in demo.lines if "/intake/demo-expiring." in x), None)
+
+    url = wait_for(link, 60, "the demo's intake link")
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        page = answer.read().decode()
+    assert answer.status == 200 and "demo-expiring (demo)" in page and 'name="api_key"' in page
