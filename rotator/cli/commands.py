@@ -478,10 +478,18 @@ def _inventory_table(rows: list[dict[str, Any]]) -> str:
 @click.option("--revoke", is_flag=True, help="Withdraw every open link of NAME instead.")
 @click.argument("name")
 def intake(
-    url: str, token_file: Path | None, as_json: bool, ttl: str | None, revoke: bool, name: str
+    url: str | None,
+    token_file: Path | None,
+    config_file: Path | None,
+    as_json: bool,
+    ttl: str | None,
+    revoke: bool,
+    name: str,
 ) -> None:
     """A one-time link for NAME's owner to hand over the next key (printed once)."""
-    answer = _talk(lambda: _client(url, token_file).intake(name, ttl=ttl, revoke=revoke))
+    answer = _talk(
+        lambda: _client(url, token_file, config_file).intake(name, ttl=ttl, revoke=revoke)
+    )
     if as_json:
         click.echo(json.dumps(answer, indent=2))
     elif revoke:
