@@ -15,6 +15,12 @@ path "secret/metadata/mistral/*" {
 path "secret/data/mistral/*" {
   capabilities = ["read"]
 }
+# OpenBao 2.2+: the metadata of a whole folder in one request (a poll of 10,000 tenants is
+# ten requests, not 10,000). Only what the metadata read above already shows. Without it (or
+# on HashiCorp Vault, which lacks the endpoint) the daemon reads each key's metadata instead.
+path "secret/detailed-metadata/mistral/*" {
+  capabilities = ["list"]
+}
 
 # Minting (`mistral.admin` and `mint`, Enterprise) is the one case where the daemon writes a
 # key: the new key becomes a new version of the key's secret (check-and-set). Only for keys

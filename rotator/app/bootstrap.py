@@ -27,6 +27,7 @@ from rotator.admin.server import AdminServer
 from rotator.admin.state import AdminDeps
 from rotator.app.discovery import Discovery
 from rotator.app.scheduler import build_scheduler
+from rotator.app.watch import Watch
 from rotator.config import Settings
 from rotator.config.sinks import SinkSettings
 from rotator.core.admin_keys import AdminKeys
@@ -112,8 +113,9 @@ def build_discovery(app: App) -> Discovery | None:
 
 
 def build_daemon_scheduler(app: App, discovery: Discovery | None) -> AsyncIOScheduler:
-    refresh = discovery.refresh if discovery is not None else None
-    return build_scheduler(app.settings, app.service, app.store.maintain_token, refresh)
+    configured = {k.vault_path: k.name for k in app.settings.keys}
+    watch = Watch(app.store, configured, discovery)
+    return build_scheduler(app.settings, app.service, app.store.maintain_token, watch.cycle)
 
 
 def open_admin(settings: Settings) -> AdminServer:

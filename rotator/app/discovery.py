@@ -58,12 +58,16 @@ class Discovery:
 
     async def refresh(self) -> None:
         try:
-            listed = set(await self.lister.list_names(self.prefix))
+            listed = await self.lister.list_names(self.prefix)
         except VaultError:
             return  # keep managing what we had; the adapter logged it
+        await self.update(listed)
+
+    async def update(self, listed: Iterable[str]) -> None:
+        """Manage exactly the acceptable names of ``listed`` (the secrets under the prefix)."""
         # Counted afresh at every listing: a tenant renamed or deleted is skipped no more.
         self._skipped = {}
-        wanted = {n for n in listed if self._acceptable(n)}
+        wanted = {n for n in listed if not n.endswith("/") and self._acceptable(n)}
         for why in ("conflict", "bad_name", "bad_sink"):
             skipped = len(self._skipped.get(why, ()))
             self.service.metrics.discover_skipped.labels(reason=why).set(skipped)

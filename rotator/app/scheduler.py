@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from rotator.config import Settings
@@ -24,9 +25,13 @@ def build_scheduler(
     settings: Settings,
     service: KeyService,
     maintain_token: Callable[[], Awaitable[None]],
-    refresh_keys: Callable[[], Awaitable[None]] | None = None,
+    refresh_keys: Callable[[], Awaitable[Mapping[str, int] | None]] | None = None,
 ) -> AsyncIOScheduler:
-    """Jobs never overlap themselves (max_instances=1) and a late run is coalesced into one."""
+    """Jobs never overlap themselves (max_instances=1) and a late run is coalesced into one.
+
+    ``refresh_keys`` runs first in each poll: it may add or drop keys, and return the newest
+    live version of the keys a folder list covered (:class:`rotator.app.watch.Watch`).
+    """
     scheduler = AsyncIOScheduler(
         timezone=UTC,
         job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
@@ -35,31 +40,32 @@ def build_scheduler(
     now = datetime.now(UTC)
     limit = asyncio.Semaphore(VAULT_CONCURRENCY)
     in_flight: dict[str, asyncio.Task[None]] = {}
+    verified: set[str] = set()
+    """The keys that have a verification job."""
 
     async def poll_all() -> None:
-        if refresh_keys is not None:
-            await refresh_keys()
+        listed = (await refresh_keys() if refresh_keys is not None else None) or {}
         names = service.names()
-        for name in names:
-            if not scheduler.get_job(f"verify:{name}"):
-                _add_verify_job(scheduler, settings, service, name)
-        for job in scheduler.get_jobs():
-            if job.id.startswith("verify:") and job.id[7:] not in names:
-                job.remove()  # a discovered key that is gone
+        if set(names) != verified:
+            _sync_verify_jobs(scheduler, settings, service, verified, set(names))
 
-        async def one(name: str) -> None:
+        async def one(name: str, latest: int | None) -> None:
             async with limit:
                 # UnknownKey: discovery dropped it while we waited for our turn.
                 with contextlib.suppress(UnknownKey):
-                    await service.poll(name)
+                    await service.poll(name, latest)
 
         # Each key's poll runs on its own: a slow rotation of one key (a sink that hangs)
         # must not hold back the next poll of the others. A key whose last poll is still
         # running is skipped, so nothing piles up while Vault is slow.
+        # A key listed at the version it already settled on has nothing to do: no task.
         for name in names:
             task = in_flight.get(name)
+            latest = listed.get(name)
+            if latest is not None and service.unchanged(name, latest):
+                continue
             if task is None or task.done():
-                in_flight[name] = asyncio.create_task(one(name), name=f"poll:{name}")
+                in_flight[name] = asyncio.create_task(one(name, latest), name=f"poll:{name}")
         for name in [n for n, t in in_flight.items() if t.done()]:
             del in_flight[name]
 
@@ -79,6 +85,23 @@ def build_scheduler(
         next_run_time=now + timedelta(seconds=TOKEN_CHECK_S),
     )
     return scheduler
+
+
+def _sync_verify_jobs(
+    scheduler: AsyncIOScheduler,
+    settings: Settings,
+    service: KeyService,
+    verified: set[str],
+    names: set[str],
+) -> None:
+    """One verification job per key: added for new keys, removed for keys that are gone."""
+    for name in sorted(names - verified):
+        _add_verify_job(scheduler, settings, service, name)
+    for name in verified - names:
+        with contextlib.suppress(JobLookupError):
+            scheduler.remove_job(f"verify:{name}")  # a discovered key that is gone
+    verified.clear()
+    verified.update(names)
 
 
 def _add_verify_job(

@@ -67,6 +67,9 @@ class RotationResult:
     secret_problem: str | None = None
     """The candidate's data in Vault is unusable (no api_key, a past expiry): ops must fix
     or replace that version, and the alert on a broken secret must fire."""
+    state: KeyState | None = field(default=None, repr=False)
+    """After :meth:`Rotator.converge`: the key's state as read (and cleared of a dead lease),
+    so that a restart need not read it again."""
 
 
 def _contended(active: int | None, reason: str) -> RotationResult:
@@ -166,12 +169,16 @@ class Rotator:
         return await self._promote(key, state, cas, previous, "rolled_back", explicit=True)
 
     async def converge(self, key: ManagedKey) -> RotationResult:
-        """After a start or a crash: clear a dead lease, give sinks that lack it the active key."""
+        """After a start or a crash: clear a dead lease, give sinks that lack it the active key.
+
+        The result carries the state read and, when it was read, the active version."""
         state, cas = await self.read_state(key)
         leased, state, cas = await self._leased(key, state, cas)
         mine = orphaned(state.pending_owner, self.owner)
         if leased and not mine:
-            return _contended(state.active_version, "another instance is rotating")
+            return replace(
+                _contended(state.active_version, "another instance is rotating"), state=state
+            )
         if state.pending_version is not None:
             log.warning(
                 "key.lease_cleared",
@@ -185,7 +192,7 @@ class Rotator:
             state = replace(state, pending_version=None, pending_owner=None, pending_until=None)
             cas = await self.store.write_state(key.name, state, cas)
         if state.active_version is None or not key.sinks:
-            return RotationResult("noop", state.active_version, "nothing to converge")
+            return RotationResult("noop", state.active_version, "nothing to converge", state=state)
         try:
             secret = await self.store.read_secret(key.vault_path, state.active_version)
         except (SecretNotFound, BadSecret) as exc:
@@ -198,21 +205,26 @@ class Rotator:
                 reason=str(exc),
             )
             return RotationResult(
-                "noop", state.active_version, f"version {state.active_version} is unreadable"
+                "noop",
+                state.active_version,
+                f"version {state.active_version} is unreadable",
+                state=state,
             )
         delivery = self._delivery(key, secret)
         missing = [s for s in key.sinks if await self._lacks(s, delivery)]
         if not missing:
-            return RotationResult("noop", state.active_version, "every sink holds the active key")
+            held = "every sink holds the active key"
+            return RotationResult("noop", state.active_version, held, secret=secret, state=state)
         log.info(
             "key.converging",
             key=key.name,
             version=state.active_version,
             sinks=[s.id for s in missing],
         )
-        return await self._redeliver(
+        result = await self._redeliver(
             key, state, cas, state.active_version, only=missing, secret=secret
         )
+        return replace(result, secret=secret, state=state)
 
     # --- the state, checked ----------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from rotator.adapters.metrics.registry import Metrics
 from rotator.config import Settings
 from rotator.core.backoff import Backoff
 from rotator.core.rotation import ManagedKey, RotationResult, Rotator
+from rotator.domain.choice import choose_target
 from rotator.domain.expiry import Band, Expiry, band, compute_expiry
 from rotator.domain.keyview import KeyView
 from rotator.domain.model import KeyState, SecretVersion, Status, Verification
@@ -209,16 +210,24 @@ class KeyService:
 
     # --- operations (each takes the key's lock; ``wait=False`` refuses when busy) ---------
 
-    async def poll(self, name: str) -> RotationResult | None:
-        """Look for a newer version in Vault and rotate to it; the first poll also recovers."""
+    async def poll(self, name: str, latest: int | None = None) -> RotationResult | None:
+        """Look for a newer version in Vault and rotate to it; the first poll also recovers.
+
+        ``latest``: the newest live version (0: none) when a folder list already said it;
+        otherwise the key's metadata is read."""
         t = self._get(name)
         if t.lock.locked() or not t.backoff.ready() or not self._vault_backoff.ready():
             return None
         async with t.lock:
             result: RotationResult | None = await self._guard(
-                t, self._poll(t) if t.started else self._start(t)
+                t, self._poll(t, latest) if t.started else self._start(t, latest)
             )
             return result
+
+    def unchanged(self, name: str, latest: int) -> bool:
+        """Whether a poll would find nothing to do, ``latest`` being the listed version."""
+        t = self._keys.get(name)
+        return t is not None and t.started and t.settled == latest
 
     async def inspect(self, name: str) -> KeyView:
         """Read Vault and verify, delivering nothing: ``rotator check``."""
@@ -300,9 +309,23 @@ class KeyService:
             log.exception("key.unexpected_error", key=t.key.name)
         return None
 
-    async def _start(self, t: _Tracked) -> None:
+    async def _start(self, t: _Tracked, listed: int | None) -> None:
         converged = await self.rotator.converge(t.key)
-        await self._poll(t)
+        latest = await self._latest(t, listed)
+        state = converged.state
+        target, why = (
+            (latest, "")
+            if state is None
+            else choose_target(state, latest, explicit=None, force=False)
+        )
+        if converged.contended or state is None or target is not None:
+            await self._poll(t, latest)
+        else:
+            # The usual restart: nothing newer than what was delivered. What converge read
+            # (the state, the active version) is all it takes: each is read once.
+            noop = RotationResult("noop", state.active_version, why, version=latest)
+            await self._after_rotation(t, noop, known=(state, converged.secret))
+            t.settled = latest
         # Under another instance's lease (it may be a crashed one) nothing was checked:
         # converge again on the next poll, once the lease is released or has run out.
         # A converge that failed (a sink refused) left the sinks split: it is tried again too.
@@ -314,16 +337,19 @@ class KeyService:
         await self._latest(t)
         await self._verify(t)
 
-    async def _latest(self, t: _Tracked) -> int:
-        latest = await self.store.latest_version(t.key.vault_path)
+    async def _latest(self, t: _Tracked, listed: int | None = None) -> int:
+        if listed is None:
+            latest = await self.store.latest_version(t.key.vault_path)
+        else:
+            latest = listed or None
         if latest is None:
             raise SecretNotFound(f"{t.key.vault_path}: no live version in Vault")
         self.metrics.latest_version.labels(key=t.key.name).set(latest)
         t.view = replace(t.view, latest_version=latest)
         return latest
 
-    async def _poll(self, t: _Tracked) -> RotationResult | None:
-        latest = await self._latest(t)
+    async def _poll(self, t: _Tracked, listed: int | None = None) -> RotationResult | None:
+        latest = await self._latest(t, listed)
         if latest == t.settled:
             return None  # the cheap, usual case: one metadata read and nothing to do
         result = await self.rotator.rotate(t.key)
@@ -333,7 +359,12 @@ class KeyService:
             t.settled = latest
         return result
 
-    async def _after_rotation(self, t: _Tracked, result: RotationResult) -> None:
+    async def _after_rotation(
+        self,
+        t: _Tracked,
+        result: RotationResult,
+        known: tuple[KeyState, SecretVersion | None] | None = None,
+    ) -> None:
         if result.result in ("postponed", "failed"):
             wait = t.backoff.failed(at_least_s=result.retry_after_s or 0.0)
             log.info("key.retry_scheduled", key=t.key.name, in_s=round(wait, 1))
@@ -357,7 +388,7 @@ class KeyService:
             if result.result in ("rotated", "rolled_back"):
                 t.view = replace(t.view, last_rotation_at=self.clock())
         elif t.active is None or t.active.version != result.active_version:
-            await self._load_active(t, result.active_version)
+            await self._load_active(t, result.active_version, known)
         await self._record_band(t)
         if result.status is not None and result.result in ("rotated", "rolled_back"):
             self._record_verdict(t, Verification(result.status))
@@ -369,8 +400,16 @@ class KeyService:
             self.metrics.secret_error.labels(key=t.key.name).set(1)
             t.view = replace(t.view, problem=result.secret_problem)
 
-    async def _load_active(self, t: _Tracked, active: int | None) -> None:
-        state, _ = await self.rotator.read_state(t.key)
+    async def _load_active(
+        self,
+        t: _Tracked,
+        active: int | None,
+        known: tuple[KeyState, SecretVersion | None] | None = None,
+    ) -> None:
+        """Show the active version; ``known``: the state (and that version) already read."""
+        state, secret = (
+            known if known is not None else ((await self.rotator.read_state(t.key))[0], None)
+        )
         version = active if active is not None else state.active_version
         if state.expiry_band and state.expiry_band_version == version and version is not None:
             # Logged before a restart: not again for the same crossing.
@@ -385,7 +424,8 @@ class KeyService:
         if version is None:
             return
         try:
-            secret = await self.store.read_secret(t.key.vault_path, version)
+            if secret is None or secret.version != version:
+                secret = await self.store.read_secret(t.key.vault_path, version)
         except SecretNotFound:
             if version != state.active_version:
                 raise
