@@ -14,33 +14,46 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 Kind = Literal["gauge", "counter"]
 
 
-class _Child:
-    __slots__ = ("_family", "_labels")
+_SHARED = {float(n): float(n) for n in range(-1, 64)}
+"""One float object for each small whole number: most per-key series hold 0, 1 or a version
+number, and 250,000 separate floats would take 6 MiB."""
 
-    def __init__(self, family: KeyFamily, labels: tuple[str, ...]) -> None:
+
+class _Child:
+    __slots__ = ("_family", "_slot")
+
+    def __init__(self, family: KeyFamily, slot: Slot) -> None:
         self._family = family
-        self._labels = labels
+        self._slot = slot
 
     def set(self, value: float) -> None:
-        with self._family.lock:
-            self._family.values[self._labels] = float(value)
+        number = float(value)
+        self._family.store(self._slot, _SHARED.get(number, number))
 
     def inc(self, amount: float = 1.0) -> None:
         if amount < 0:
             raise ValueError("counters only go up")
-        with self._family.lock:
-            values = self._family.values
-            values[self._labels] = values.get(self._labels, 0.0) + amount
+        family = self._family
+        with family.lock:
+            number = family.values.get(self._slot, 0.0) + amount
+            family.values[self._slot] = _SHARED.get(number, number)
+        if not math.isfinite(number):
+            family.mark_odd()
 
     def get(self) -> float:
-        return self._family.values.get(self._labels, 0.0)
+        return self._family.values.get(self._slot, 0.0)
+
+
+Slot = str | tuple[str, ...]
+"""A series' place in :attr:`KeyFamily.values`: the key's name alone in a family labelled by
+the key only (no tuple a series), the tuple of label values otherwise."""
 
 
 class KeyFamily:
@@ -52,29 +65,48 @@ class KeyFamily:
         self.label_names = label_names
         self.kind = kind
         self.sample_name = f"{name}_total" if kind == "counter" else name
-        self.values: dict[tuple[str, ...], float] = {}
+        self.values: dict[Slot, float] = {}
         self.lock = threading.Lock()
         """Writes come from the event loop, renders from the metrics server's thread."""
+        self._plain = True
+        """No label value needs escaping and every value is finite: the fast rendering."""
 
     def labels(self, **labels: str) -> _Child:
         try:
-            return _Child(self, tuple(labels[n] for n in self.label_names))
+            values = tuple(labels[n] for n in self.label_names)
         except KeyError:
             raise ValueError(f"{self.name} takes labels {self.label_names}") from None
+        if self._plain and any(_escape(v) is not v for v in values):
+            self._plain = False
+        return _Child(self, values[0] if len(values) == 1 else values)
+
+    def store(self, slot: Slot, value: float) -> None:
+        if not math.isfinite(value):
+            self.mark_odd()
+        with self.lock:
+            self.values[slot] = value
+
+    def mark_odd(self) -> None:
+        """An infinite or NaN value: render through the careful path from now on."""
+        self._plain = False
 
     def remove(self, *values: str) -> None:
         """Forget one series; KeyError if there is none (as prometheus_client)."""
         with self.lock:
-            del self.values[values]
+            del self.values[values[0] if len(self.label_names) == 1 else values]
 
-    def _snapshot(self) -> list[tuple[tuple[str, ...], float]]:
+    def _snapshot(self) -> dict[Slot, float]:
         with self.lock:
-            return list(self.values.items())
+            return self.values.copy()
+
+    def _series(self) -> Iterator[tuple[tuple[str, ...], float]]:
+        for slot, value in self._snapshot().items():
+            yield (slot,) if isinstance(slot, str) else slot, value
 
     def collect(self) -> Iterator[Metric]:
         family_type = CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily
         family = family_type(self.name, self.documentation, labels=self.label_names)
-        for labels, value in self._snapshot():
+        for labels, value in self._series():
             family.add_metric(list(labels), value)
         yield family
 
@@ -84,20 +116,26 @@ class KeyFamily:
         out.append(f"# TYPE {self.name} {self.kind}\n")
         first, *more = self.label_names
         head = f'{self.sample_name}{{{first}="'
-        if not more:  # most families: one label, the key
-            out.extend(f'{head}{_escape(k)}"}} {_number(v)}\n' for (k,), v in self._snapshot())
+        if not self._plain:
+            names = [f'",{n}="' for n in more]
+            for labels, value in self._series():
+                rest = "".join(n + _escape(v) for n, v in zip(names, labels[1:], strict=True))
+                out.append(f'{head}{_escape(labels[0])}{rest}"}} {_number(value)}\n')
             return
+        # The usual case, about 20 lines a key: a finite float's repr is the text format's.
+        snapshot = self._snapshot()
+        if not more:  # most families: one label, the key
+            out.extend([f'{head}{k}"}} {v!r}\n' for k, v in snapshot.items()])
+            return
+        labelled = cast("dict[tuple[str, ...], float]", snapshot)
         if len(more) == 1:  # the key and one more: status, result
             mid = f'",{more[0]}="'
-            out.extend(
-                f'{head}{_escape(k)}{mid}{_escape(x)}"}} {_number(v)}\n'
-                for (k, x), v in self._snapshot()
-            )
+            out.extend([f'{head}{k}{mid}{x}"}} {v!r}\n' for (k, x), v in labelled.items()])
             return
         names = [f'",{n}="' for n in more]
-        for labels, value in self._snapshot():
-            rest = "".join(n + _escape(v) for n, v in zip(names, labels[1:], strict=True))
-            out.append(f'{head}{_escape(labels[0])}{rest}"}} {_number(value)}\n')
+        for labels, value in labelled.items():
+            rest = "".join(n + v for n, v in zip(names, labels[1:], strict=True))
+            out.append(f'{head}{labels[0]}{rest}"}} {value!r}\n')
 
 
 def _escape(value: str) -> str:
