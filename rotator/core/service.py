@@ -224,10 +224,16 @@ class KeyService:
             )
             return result
 
-    def unchanged(self, name: str, latest: int) -> bool:
-        """Whether a poll would find nothing to do, ``latest`` being the listed version."""
+    def started(self, name: str) -> bool:
+        """Whether the key's first poll (which also recovers it after a restart) is done."""
         t = self._keys.get(name)
-        return t is not None and t.started and t.settled == latest
+        return t is not None and t.started
+
+    def unchanged(self, name: str, latest: int | None) -> bool:
+        """Whether a poll would find nothing to do, ``latest`` being the listed version
+        (None: not listed, only a poll can tell)."""
+        t = self._keys.get(name)
+        return latest is not None and t is not None and t.started and t.settled == latest
 
     async def inspect(self, name: str) -> KeyView:
         """Read Vault and verify, delivering nothing: ``rotator check``."""
