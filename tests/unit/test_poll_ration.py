@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from rotator.scheduler import UNLISTED_PER_S, _Ration
-from rotator.service import KeyService
+from rotator.app.scheduler import UNLISTED_PER_S, _Ration
+from rotator.core.service import KeyService
 
 
 class _Started:
