@@ -17,6 +17,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rotator.adapters.credentials import warn_if_exposed
+from rotator.admin import TOKEN_ENV
 from rotator.config.server import ServerSettings
 from rotator.errors import ConfigError
 from rotator.listen import split_listen
@@ -24,8 +25,6 @@ from rotator.logs import REDACTOR, get_logger
 
 log = get_logger(__name__)
 
-# The variable's name, not a token.
-TOKEN_ENV = "ROTATOR_ADMIN_TOKEN"  # noqa: S105  # nosec B105
 MIN_TOKEN_LENGTH = 16
 
 

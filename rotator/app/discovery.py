@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from rotator.adapters.sinks.registry import close_sinks
-from rotator.config.keys import KEY_NAME
 from rotator.core.rotation import ManagedKey
 from rotator.core.service import KeyService
+from rotator.domain.model import KEY_NAME
 from rotator.errors import ConfigError, VaultError
 from rotator.logs import get_logger
 from rotator.ports import NameLister

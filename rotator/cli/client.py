@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 import httpx
 
-from rotator.admin.auth import TOKEN_ENV
-from rotator.config.keys import KEY_NAME
+from rotator.admin import TOKEN_ENV
+from rotator.domain.model import KEY_NAME
 from rotator.errors import RotatorError
 from rotator.web.client import client_context, tls_failure
 

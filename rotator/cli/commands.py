@@ -3,21 +3,22 @@ and the admin-API clients (status, rotate, verify, rollback)."""
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import ipaddress
 import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from rotator import __version__, logs
-from rotator.config import Settings, load_settings
-from rotator.config.keys import KEY_NAME
+from rotator import __version__
+from rotator.domain.model import KEY_NAME
 from rotator.errors import ConfigError, RotatorError
+
+if TYPE_CHECKING:
+    from rotator.config import Settings
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -31,6 +32,9 @@ config_option = click.option(
 
 
 def _load(config_file: Path | None) -> Settings:
+    # Here, not at the top: pydantic and YAML cost more than ``--help`` or ``status`` takes.
+    from rotator.config import load_settings
+
     try:
         return load_settings(config_file)
     except ConfigError as exc:
@@ -58,7 +62,11 @@ def run(
 ) -> None:
     """Run the daemon until SIGTERM or SIGINT."""
     settings = _load(config_file)
+    from rotator import logs
+
     logs.configure(log_format, log_level.upper())
+    import asyncio
+
     from rotator.app.daemon import run as run_daemon
 
     try:
@@ -75,11 +83,15 @@ def run(
 def check(config_file: Path | None, as_json: bool, names: tuple[str, ...]) -> None:
     """One pass: read Vault, verify every key (or NAMES), print a table. Delivers nothing."""
     settings = _load(config_file)
+    from rotator import logs
+
     logs.configure("json" if as_json else None, "WARNING", sys.stderr)
     unknown = set(names) - {k.name for k in settings.keys}
     if unknown and settings.discover is None:
         click.echo(f"unknown key(s): {', '.join(sorted(unknown))}", err=True)
         sys.exit(EXIT_USAGE)
+    import asyncio
+
     try:
         rows = asyncio.run(_check(settings, list(names)))
     except UnknownKeys as exc:  # not configured, and not discovered under the prefix either
@@ -96,6 +108,8 @@ class UnknownKeys(RotatorError):
 
 
 async def _check(settings: Settings, names: list[str]) -> list[dict[str, Any]]:
+    import asyncio
+
     from rotator.app.bootstrap import build_app, build_discovery
 
     app = build_app(settings, with_sinks=False)
@@ -144,6 +158,8 @@ def stage(
 ) -> None:
     """Read a new key from stdin or a hidden prompt, verify it, store it as a new version."""
     settings = _load(config_file)
+    from rotator import logs
+
     logs.configure(None, "WARNING", sys.stderr)
     vault_path = _vault_path(settings, name)
     if vault_path is None:
@@ -153,6 +169,8 @@ def stage(
         api_key = getpass.getpass(f"New Mistral key for {name} (hidden): ")
     else:
         api_key = sys.stdin.readline()
+    import asyncio
+
     from rotator.app.bootstrap import stage as stage_key
 
     try:

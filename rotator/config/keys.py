@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 from pydantic import Field, field_validator
 
 from rotator.config.admin import MintSettings
 from rotator.config.common import Section
 from rotator.config.intake import OwnerSettings
 from rotator.config.sinks import SinkSettings
-
-KEY_NAME = re.compile(r"^[a-z0-9-]{1,63}$")
+from rotator.domain.model import KEY_NAME
 
 
 class KeySettings(Section):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
+
+KEY_NAME = re.compile(r"^[a-z0-9-]{1,63}$")
+"""A key's name: configured, discovered, or typed on the command line."""
 
 
 class Status(enum.StrEnum):
