@@ -74,10 +74,17 @@ def _sample(
 
 
 def daemon_propagation(
-    workdir: Path, vault: Vault, standin: StandIn, *, count: int, poll_interval_s: float = 1.0
+    workdir: Path,
+    vault: Vault,
+    standin: StandIn,
+    *,
+    count: int,
+    poll_interval_s: float | None = 1.0,
+    spread_s: float | None = None,
 ) -> Samples:
+    """``poll_interval_s`` None: the daemon's default (then say ``spread_s``, the interval)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    path, target = "bench/propagation/daemon", workdir / "sink.key"
+    path, target = f"bench/propagation/{workdir.name}", workdir / "sink.key"
     first = key_value()
     standin.add_key(first)
     vault.put(path, {"api_key": first})
@@ -86,10 +93,11 @@ def daemon_propagation(
         "vault": {
             "address": vault.url,
             "auth": {"method": "token", "token_file": str(vault.token_file)},
-            "state_path": "bench-state/propagation",
+            "state_path": f"bench-state/{workdir.name}",
         },
         "mistral": {"base_url": standin.url, "retries": 0},
-        "schedule": {"poll_interval": f"{poll_interval_s:g}s", "verify_interval": "1h"},
+        "schedule": {"verify_interval": "1h"}
+        | ({"poll_interval": f"{poll_interval_s:g}s"} if poll_interval_s else {}),
         "server": {
             "metrics_listen": "127.0.0.1:0",
             "admin_listen": "127.0.0.1:0",
@@ -107,7 +115,13 @@ def daemon_propagation(
     try:
         _wait_for(target, first, time.monotonic(), WAIT_S)
         return _sample(
-            vault, standin, path, target, count=count, spread_s=poll_interval_s, timeout=WAIT_S
+            vault,
+            standin,
+            path,
+            target,
+            count=count,
+            spread_s=spread_s or poll_interval_s or 1.0,
+            timeout=WAIT_S,
         )
     finally:
         daemon.stop()

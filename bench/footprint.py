@@ -143,14 +143,14 @@ class Daemon:
 
 
 def daemon_config(
-    workdir: Path, vault: Vault, standin: StandIn, fleet: Fleet, poll_interval: str
+    workdir: Path, vault: Vault, standin: StandIn, fleet: Fleet, poll_interval: str | None
 ) -> dict[str, Any]:
     token = write_private(workdir / "admin-token", "admin-" + secrets.token_hex(16))
     return {
         "vault": {
             "address": vault.url,
             "auth": {"method": "token", "token_file": str(vault.token_file)},
-            "state_path": state_path(fleet),
+            "state_path": state_path_of(fleet),
             "timeout_seconds": 30,
         },
         "mistral": {
@@ -159,7 +159,9 @@ def daemon_config(
             "max_requests_per_second": 10000,
             "retries": 0,
         },
-        "schedule": {"poll_interval": poll_interval, "verify_interval": "1h"},
+        # No poll_interval: the default, as most operators will run it.
+        "schedule": {"verify_interval": "1h"}
+        | ({"poll_interval": poll_interval} if poll_interval else {}),
         "server": {
             "metrics_listen": "127.0.0.1:0",
             "admin_listen": "127.0.0.1:0",
@@ -172,41 +174,53 @@ def daemon_config(
 def seed_state(vault: Vault, fleet: Fleet) -> None:
     """Version 1 of every key recorded as delivered: the daemon starts as after a restart."""
     state = encode_state(KeyState(active_version=1, activated_at=datetime.now(UTC)))
-    prefix = state_path(fleet)
+    prefix = state_path_of(fleet)
     vault.put_many([(f"{prefix}/{name}", state) for name in fleet.values])
 
 
-def state_path(fleet: Fleet) -> str:
+def state_path_of(fleet: Fleet) -> str:
     return f"bench-state/{fleet.prefix.replace('/', '-')}"
 
 
-def _audit_times(audit_log: Path, prefix: str, since: float) -> list[float]:
-    """Wall-clock times of the responses Vault gave on ``prefix`` after ``since``."""
-    marker = f"secret/metadata/{prefix}"
-    times = []
+def _audit_requests(audit_log: Path, fleet: Fleet, since: float) -> list[tuple[float, bool]]:
+    """(time, starts a poll) of each request on the fleet's keys or state after ``since``.
+
+    A poll starts with the first LIST of the prefix (detailed-metadata on OpenBao, plain
+    metadata for discovery elsewhere); later pages carry ``after``."""
+    keys, folder = "secret/", f"{fleet.prefix}/"
+    state_path = f"secret/data/{state_path_of(fleet)}/"
+    lists = (f"secret/detailed-metadata/{fleet.prefix}/", f"secret/metadata/{fleet.prefix}/")
+    found = []
     with audit_log.open(encoding="utf-8") as log:
         for line in log:
-            if marker not in line or '"type":"response"' not in line:
+            if '"type":"request"' not in line or (folder not in line and state_path not in line):
                 continue
             entry = json.loads(line)
+            request = entry["request"]
+            path = request["path"]
+            if not (path.startswith(keys) and folder in path) and not path.startswith(state_path):
+                continue
             at = datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
-            if at >= since:
-                times.append(at)
-    return sorted(times)
+            if at < since:
+                continue
+            first = request["operation"] == "list" and path in lists
+            found.append((at, first and "after" not in (request.get("data") or {})))
+    return sorted(found)
 
 
-def poll_cycles(times: list[float], gap_s: float = 2.0) -> list[PollCycle]:
-    """Bursts of requests separated by more than ``gap_s`` seconds of quiet."""
+def poll_cycles(requests: list[tuple[float, bool]]) -> list[PollCycle]:
+    """Requests grouped by the poll they belong to (from one poll's first LIST to the next);
+    the partial polls at either end of the window are left out."""
     cycles: list[PollCycle] = []
-    for at in times:
-        if cycles and at - cycles[-1].end <= gap_s:
-            cycles[-1].end = at
+    for at, starts in requests:
+        if starts:
+            cycles.append(PollCycle(0, 0.0, at, at))
+        if cycles:
             cycles[-1].requests += 1
-        else:
-            cycles.append(PollCycle(1, 0.0, at, at))
+            cycles[-1].end = at
     for cycle in cycles:
         cycle.seconds = cycle.end - cycle.start
-    return cycles
+    return cycles[:-1]
 
 
 def _idle_cpu(
@@ -229,7 +243,7 @@ def measure(
     fleet: Fleet,
     *,
     observe_s: float,
-    poll_interval: str = "30s",
+    poll_interval: str | None = None,
 ) -> Footprint:
     """Start a daemon on ``fleet``, wait for its first poll, then watch it ``observe_s``."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -246,7 +260,7 @@ def measure(
         fetches = [daemon.fetch_metrics() for _ in range(3)]
     finally:
         daemon.stop()
-    cycles = poll_cycles(_audit_times(vault.audit_log, fleet.prefix + "/", since))
+    cycles = poll_cycles(_audit_requests(vault.audit_log, fleet, since))
     idle, idle_s = _idle_cpu(samples, cycles)
     span = samples[-1][0] - samples[0][0]
     return Footprint(

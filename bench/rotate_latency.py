@@ -79,11 +79,16 @@ def summary(label: str, seconds: list[float]) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="rotate-latency-"))
+def _timed(command: list[str], env: dict[str, str] | None = None) -> float:
+    began = time.perf_counter()
+    subprocess.run(command, capture_output=True, check=False, env=env, timeout=60)
+    return time.perf_counter() - began
+
+
+def measure(workdir: Path, rounds: int) -> dict[str, list[float]]:
+    """Seconds of each round: ``rotate`` (the CLI) and ``post`` (plain HTTP) until the new key
+    is in the file; ``help`` and ``status`` (against this one-key daemon) start to finish."""
+    workdir.mkdir(parents=True, exist_ok=True)
     bao = OpenBaoServer.dev(workdir)
     try:
         with MistralStandIn() as standin:
@@ -92,26 +97,37 @@ def main() -> None:
             (workdir / "daemon").mkdir()
             daemon = start_daemon(workdir / "daemon", bao, standin, kit, [NAME])
             try:
-                cli = [one_round(daemon, kit, lambda: via_cli(daemon)) for _ in range(args.rounds)]
-                http = [
-                    one_round(daemon, kit, lambda: via_http(daemon)) for _ in range(args.rounds)
-                ]
-                startup = []
-                for _ in range(args.rounds):
-                    began = time.perf_counter()
-                    subprocess.run(
-                        [sys.executable, "-m", "rotator", "--version"],
-                        capture_output=True,
-                        check=True,
-                    )
-                    startup.append(time.perf_counter() - began)
+                found: dict[str, list[float]] = {
+                    "rotate": [
+                        one_round(daemon, kit, lambda: via_cli(daemon)) for _ in range(rounds)
+                    ],
+                    "post": [
+                        one_round(daemon, kit, lambda: via_http(daemon)) for _ in range(rounds)
+                    ],
+                }
+                rotator = [sys.executable, "-m", "rotator"]
+                env = {**daemon.base_env(), "ROTATOR_URL": daemon.admin_url}
+                env["ROTATOR_ADMIN_TOKEN"] = daemon.token or ""
+                found["help"] = [_timed([*rotator, "--help"]) for _ in range(rounds)]
+                found["status"] = [_timed([*rotator, "status"], env) for _ in range(rounds)]
+                found["python"] = [_timed([sys.executable, "-c", "pass"]) for _ in range(rounds)]
+                return found
             finally:
                 daemon.stop()
     finally:
         bao.stop()
-    print(summary("rotator rotate -> file", cli))
-    print(summary("POST .../rotate -> file", http))
-    print(summary("rotator --version (startup)", startup))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    found = measure(Path(tempfile.mkdtemp(prefix="rotate-latency-")), args.rounds)
+    print(summary("rotator rotate -> file", found["rotate"]))
+    print(summary("POST .../rotate -> file", found["post"]))
+    print(summary("rotator --help", found["help"]))
+    print(summary("rotator status (1 key)", found["status"]))
+    print(summary("python -c pass", found["python"]))
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make the repository importable
     sys.path.insert(0, str(ROOT))
 
-from bench import delivery, exposition, footprint, sweep  # noqa: E402
+from bench import delivery, exposition, footprint, rotate_latency, sweep  # noqa: E402
 from bench.report import Table  # noqa: E402
 from bench.rig import Fleet, StandIn, Vault  # noqa: E402
+from rotator.config.schedule import ScheduleSettings  # noqa: E402
 
 
 def _sizes(text: str) -> list[int]:
@@ -128,13 +129,30 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         table.exposition(exposition.measure(max(args.keys)))
         table.exposition(exposition.measure(max(args.keys), compact=True))
         done()
+        rounds = min(args.samples, 10)
+        done = _step(f"rotator rotate, --help and status, {rounds} rounds each")
+        table.commands(rotate_latency.measure(workdir / "commands", rounds))
+        done()
+        default_s = ScheduleSettings().poll_interval.total_seconds()
+        table.issue.default_poll_s = default_s
         done = _step(f"propagation, {args.samples} samples each")
+        table.propagation(
+            f"daemon, default poll_interval {default_s:g}s",
+            delivery.daemon_propagation(
+                workdir / "propagation-default",
+                vault,
+                standin,
+                count=args.samples,
+                poll_interval_s=None,
+                spread_s=default_s,
+            ),
+            default=True,
+        )
         table.propagation(
             "daemon, poll_interval 1s",
             delivery.daemon_propagation(
                 workdir / "propagation", vault, standin, count=args.samples
             ),
-            target_s=1.0,
         )
         table.propagation(
             "OpenBao Agent, render interval 1s",
