@@ -33,6 +33,8 @@ from rotator.logs import REDACTOR, get_logger
 
 log = get_logger(__name__)
 
+POOL_SIZE = 4
+"""Connections a pool: see :class:`MistralVerifier`."""
 MAX_BODY_BYTES = 1 << 20
 """A model list is tens of kilobytes; anything far larger is not Mistral."""
 DETAIL_CHARS = 200
@@ -179,18 +181,29 @@ class MistralVerifier:
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._pacer = RequestPacer(settings.max_requests_per_second)
         self._paused_until = 0.0
-        n = settings.max_concurrency
-        self._client = httpx.AsyncClient(
-            timeout=settings.timeout_seconds,
-            verify=_tls(settings.ca_cert),
-            # A redirect would carry the key to whatever host the Location names.
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
-            headers={
-                "Accept": "application/json",
-                "User-Agent": _USER_AGENT,
-            },
-        )
+        # Several small connection pools rather than one large one: httpcore checks every
+        # pooled connection (a system call each) whenever a request starts or ends, which at
+        # 32 connections was most of a sweep's CPU. Each request takes the least busy pool.
+        shards = math.ceil(settings.max_concurrency / POOL_SIZE)
+        n = math.ceil(settings.max_concurrency / shards)
+        tls = _tls(settings.ca_cert)
+        if tls is True:  # one context for every pool: loading the CA bundle takes a while
+            tls = httpx.create_ssl_context()
+        self._clients = [
+            httpx.AsyncClient(
+                timeout=settings.timeout_seconds,
+                verify=tls,
+                # A redirect would carry the key to whatever host the Location names.
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                headers={
+                    "Accept": "application/json",
+                    "User-Agent": _USER_AGENT,
+                },
+            )
+            for _ in range(shards)
+        ]
+        self._busy = [0] * shards
 
     async def __aenter__(self) -> MistralVerifier:
         return self
@@ -204,7 +217,8 @@ class MistralVerifier:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     async def verify(self, api_key: str) -> Verification:
         """Ask Mistral about the key, retrying transient answers. Never raises for I/O."""
@@ -274,11 +288,14 @@ class MistralVerifier:
     async def _send(self, api_key: str) -> Verification:
         headers = {"Authorization": f"Bearer {api_key}"}
         timeout = self._settings.timeout_seconds
+        # Within max_concurrency, the least busy pool never holds more than its size.
+        shard = min(range(len(self._busy)), key=self._busy.__getitem__)
+        self._busy[shard] += 1
         try:
             # httpx times each read separately; this bounds the whole exchange.
             async with (
                 asyncio.timeout(timeout),
-                self._client.stream("GET", self._url, headers=headers) as response,
+                self._clients[shard].stream("GET", self._url, headers=headers) as response,
             ):
                 body = await _read_capped(response)
                 code, retry_after = response.status_code, response.headers.get("Retry-After")
@@ -288,6 +305,8 @@ class MistralVerifier:
             return Verification(Status.UNREACHABLE, detail=_transport_detail(exc, api_key))
         except httpx.HTTPError as exc:
             return Verification(Status.UNKNOWN, detail=_transport_detail(exc, api_key))
+        finally:
+            self._busy[shard] -= 1
         if body is None:
             detail = f"HTTP {code}: answer larger than {MAX_BODY_BYTES} bytes"
             return Verification(Status.UNKNOWN, http_status=code, detail=detail)
