@@ -236,5 +236,7 @@ def test_a_restart_reads_each_key_state_and_secret_once(
     for name in names:
         assert made[("read", f"secret/data/{state}/{name}")] == 1, name
         assert made[("read", f"secret/data/{kit.prefix}/{name}")] == 1, name
-        assert made[("read", f"secret/metadata/{kit.prefix}/{name}")] == 0, name
+        # The state's identity check (was the secret deleted and created again?) reads the
+        # secret's creation time once; the poll itself asked the folder list, not the key.
+        assert made[("read", f"secret/metadata/{kit.prefix}/{name}")] == 1, name
     assert not [p for op, p in made if op in ("create", "update")]  # nothing to write
