@@ -10,8 +10,8 @@ from rotator.config.common import Duration, Section
 
 
 class ScheduleSettings(Section):
-    # 5 s: on OpenBao a poll is one detailed-metadata list a page of 1,000 keys, about 1 %
-    # of a core at 10,000 keys, and a new version arrives in about 3 s (docs/performance.md).
+    # 5 s: on OpenBao a poll is one detailed-metadata list a page of 1,000 keys (11 requests
+    # at 10,000 keys) and a new version arrives in about 3 s (docs/performance.md).
     poll_interval: Duration = timedelta(seconds=5)
     verify_interval: Duration = timedelta(hours=1)
 
