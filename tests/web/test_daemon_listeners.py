@@ -157,14 +157,23 @@ def test_tls_daemon_basic_auth_cli_and_a_reloaded_web_config(
     kit = KeyKit(openbao, mistral, kv_prefix)
     kit.put("alpha")
     daemon = configured_daemon(
-        tmp_path, openbao, mistral, kit, ["alpha"], server={"web_config_file": str(web)}
+        tmp_path,
+        openbao,
+        mistral,
+        kit,
+        ["alpha"],
+        server={"web_config_file": str(web)},
+        intake={"listen": "127.0.0.1:0"},
     )
     daemon.verify = _context(ca)
     daemon.metrics_auth = ("prometheus", password)
     daemon.start()
     try:
         found = listeners(daemon)
-        assert {"admin", "metrics"} <= set(found)
+        assert {"admin", "metrics", "intake"} <= set(found)
+        intake = daemon.events("intake.listening")[-1]
+        assert intake["public_url"] == found["intake"], "links must start with https://"
+        assert httpx.get(f"{found['intake']}/healthz", verify=daemon.verify).status_code == 200
         for url in found.values():
             assert url.startswith("https://")
             with pytest.raises(httpx.TransportError):
