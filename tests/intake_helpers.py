@@ -38,9 +38,9 @@ CHROMIUM_ARGS = [
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "docs" / "img"
 UPDATE_SCREENSHOTS = os.environ.get("ROTATOR_UPDATE_SCREENSHOTS") == "1"
-"""``ROTATOR_UPDATE_SCREENSHOTS=1 pytest tests/integration/test_intake_browser.py`` rewrites
-the operator guide's screenshots (scripts/intake-screenshots.sh); otherwise they go to a
-temporary folder, so an ordinary run leaves the work tree clean."""
+"""``ROTATOR_UPDATE_SCREENSHOTS=1 .venv/bin/pytest tests/integration/test_intake_browser.py``
+rewrites the operator guide's screenshots in docs/img/; otherwise they go to a temporary
+folder, so an ordinary run leaves the work tree clean."""
 
 
 def iso_date(days: int) -> str:
