@@ -140,6 +140,9 @@ def test_policy_tightened_mid_run_stops_only_that_key(stack: Stack, tmp_path: An
     stack.openbao.client().sys.create_or_update_policy(
         name=auth.role_id_file.stem, policy=tightened
     )
+    # The folder's detailed-metadata list (still granted) tells the daemon about new versions;
+    # it meets the denial when it must read the key itself: give it a version to read.
+    stack.kit.put("closed")
 
     def denied() -> list[dict[str, Any]]:
         return daemon.events("vault.permission_denied")
