@@ -14,14 +14,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import hvac
 import pytest
 
 from rotator.adapters.metrics.registry import Metrics
-from rotator.adapters.vault.auth import CredentialsError
+from rotator.adapters.vault.auth import Authenticator, CredentialsError
 from rotator.adapters.vault.gateway import VaultStore
 from rotator.config.vault import KubernetesAuth, TokenAuth
 from rotator.domain.model import KeyState
 from rotator.errors import VaultError, VaultPermissionDenied
+from tests.faults.proxy import FaultProxy
 from tests.fixtures.openbao import (
     ROTATOR_POLICY,
     OpenBaoServer,
@@ -29,6 +31,7 @@ from tests.fixtures.openbao import (
     settings_for,
     write_private,
 )
+from tests.waiting import wait_for
 
 KEY = "mk-auth-test-0123456789abLMNO"
 Events = Callable[[], list[dict[str, Any]]]
@@ -404,3 +407,30 @@ async def test_kubernetes_missing_token_file_is_a_clear_error(
         match=f"cannot read Kubernetes service-account token {tmp_path}/absent: No such file",
     ):
         await store_for(auth).latest_version("mistral/x")
+
+
+def test_one_slow_login_serves_every_waiting_thread_without_holding_the_lock(
+    openbao: OpenBaoServer, tmp_path: Path, metrics: Metrics, captured_log: Events
+) -> None:
+    auth = create_approle(openbao, tmp_path)
+    with FaultProxy(("127.0.0.1", openbao.port)) as proxy:
+        proxy.delay(1.0)  # every answer from Vault comes a second late
+        authenticator = Authenticator(
+            hvac.Client(url=proxy.url, token="", timeout=10), auth, metrics
+        )
+        generations: list[int] = []
+        callers = [
+            threading.Thread(target=lambda: generations.append(authenticator.ensure()))
+            for _ in range(4)
+        ]
+        for caller in callers:
+            caller.start()
+        # While the login is under way (it takes a second), the lock is free.
+        wait_for(lambda: authenticator._flight is not None, 10, "a login under way")
+        lock = authenticator._lock  # the property under test is about this very lock
+        assert lock.acquire(timeout=0.5), "the lock is held across the login request"
+        lock.release()
+        for caller in callers:
+            caller.join(timeout=30)
+    assert generations == [1, 1, 1, 1]
+    assert len(named(captured_log(), "vault.login")) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,21 @@ class _TokenLease:
         return self.expires_at - time.monotonic()
 
 
+class _Flight:
+    """A login or a renewal under way; threads that need one meanwhile wait for its end."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
 class Authenticator:
-    """Owns the client's token: logs in, renews before expiry, logs in again when needed."""
+    """Owns the client's token: logs in, renews before expiry, logs in again when needed.
+
+    Vault calls run in many threads. The lock guards only decisions and bookkeeping, never a
+    network call: one thread logs in (or renews) and the others that need it wait for that
+    one to end, instead of queueing on a lock held across a request that may hang.
+    """
 
     def __init__(self, client: hvac.Client, auth: VaultAuth, metrics: Metrics) -> None:
         self._client = client
@@ -69,6 +83,7 @@ class Authenticator:
         self._lock = threading.Lock()
         self._lease: _TokenLease | None = None
         self._generation = 0
+        self._flight: _Flight | None = None
 
     @property
     def method(self) -> str:
@@ -76,16 +91,16 @@ class Authenticator:
 
     def ensure(self) -> int:
         """Log in unless a live token is held; returns the login generation for ``relogin``."""
-        with self._lock:
-            if self._lease is None or (self._lease.ttl and self._lease.left() <= 0):
-                self._login()
-            return self._generation
+
+        def needed() -> bool:
+            lease = self._lease
+            return lease is None or bool(lease.ttl and lease.left() <= 0)
+
+        return self._once(needed, self._login)
 
     def relogin(self, seen_generation: int) -> None:
         """Log in again after a refusal, unless another thread did since ``seen_generation``."""
-        with self._lock:
-            if self._generation == seen_generation:
-                self._login()
+        self._once(lambda: self._generation == seen_generation, self._login)
 
     def token_alive(self) -> bool:
         """Whether Vault still knows the token held (``lookup-self``, granted by the policy)."""
@@ -97,17 +112,55 @@ class Authenticator:
 
     def maintain(self) -> None:
         """Renew the token when less than a third of its TTL is left; log in again at max TTL."""
+        self._once(lambda: self._upkeep() is not None, self._do_upkeep)
+
+    def _upkeep(self) -> str | None:
+        """What the token needs now: "login", "renew" or nothing."""
+        lease = self._lease
+        if lease is None:
+            return "login"
+        if lease.ttl and lease.left() < lease.ttl * RENEW_WHEN_LEFT:
+            if lease.renewable and lease.left() > 0:
+                return "renew"
+            if not isinstance(self._auth, TokenAuth) or lease.left() <= 0:
+                # A given token cannot be re-obtained; once it runs out its file is read
+                # again, where an agent may have put a new one.
+                return "login"
+        return None
+
+    def _do_upkeep(self) -> None:
         with self._lock:
-            lease = self._lease
-            if lease is None:
-                self._login()
-            elif lease.ttl and lease.left() < lease.ttl * RENEW_WHEN_LEFT:
-                if lease.renewable and lease.left() > 0:
-                    self._renew(lease)
-                elif not isinstance(self._auth, TokenAuth) or lease.left() <= 0:
-                    # A given token cannot be re-obtained; once it runs out its file is read
-                    # again, where an agent may have put a new one.
-                    self._login()
+            action, lease = self._upkeep(), self._lease
+        if action == "renew" and lease is not None:
+            self._renew(lease)
+        elif action == "login":
+            self._login()
+
+    def _once(self, needed: Callable[[], bool], work: Callable[[], None]) -> int:
+        """Run ``work`` if ``needed()``, in one thread at a time, without holding the lock
+        over it; a thread that finds it under way waits for its end and looks again."""
+        while True:
+            with self._lock:
+                if not needed():
+                    return self._generation
+                flight = self._flight
+                if flight is None:
+                    flight = self._flight = _Flight()
+                    break
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+        try:
+            work()
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                self._flight = None
+            flight.done.set()
+        with self._lock:
+            return self._generation
 
     def _renew(self, lease: _TokenLease) -> None:
         try:
@@ -121,7 +174,8 @@ class Authenticator:
         # Capped by its max TTL, renewing again buys nothing: a given token then just runs
         # out (and its file is read again); a token we log in for is replaced right away.
         renewed = _TokenLease(lease.ttl, not capped, time.monotonic() + granted)
-        self._set_lease(renewed, granted)
+        with self._lock:
+            self._set_lease(renewed, granted)
         log.info("vault.auth_renewed", ttl=granted, max_ttl_reached=capped)
         if capped and not isinstance(self._auth, TokenAuth):
             self._login()
@@ -131,13 +185,15 @@ class Authenticator:
         try:
             lease = self._do_login()
         except (hvac_exc.Forbidden, hvac_exc.InvalidRequest, hvac_exc.Unauthorized) as exc:
-            self._lease = None
+            with self._lock:
+                self._lease = None
             words = REDACTOR.scrub(", ".join(str(e) for e in exc.errors or ()))[:200]
             raise VaultPermissionDenied(login_path, words) from None
-        self._generation += 1
+        with self._lock:
+            self._generation += 1
+            self._set_lease(lease, lease.ttl)
         # The token Vault handed out: scrubbed from logs like any credential.
         REDACTOR.add(str(self._client.token or ""))
-        self._set_lease(lease, lease.ttl)
         log.info("vault.login", method=self.method, ttl=lease.ttl, renewable=lease.renewable)
 
     def _do_login(self) -> _TokenLease:
