@@ -7,6 +7,7 @@ being managed and its metric series go away.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 
 from rotator.adapters.sinks.registry import close_sinks
@@ -72,7 +73,7 @@ class Discovery:
             skipped = len(self._skipped.get(why, ()))
             self.service.metrics.discover_skipped.labels(reason=why).set(skipped)
         for name in sorted(wanted - self.managed):
-            self._add(name)
+            await self._add(name)
         for name in sorted(self.managed - wanted):
             gone = self.service.remove(name, clear_state=True)
             self.managed.discard(name)
@@ -96,9 +97,10 @@ class Discovery:
         self._skipped.setdefault(why, set()).add(name)
         self.service.metrics.discover_skipped.labels(reason=why).set(len(self._skipped[why]))
 
-    def _add(self, name: str) -> None:
+    async def _add(self, name: str) -> None:
         try:
-            key = self.new_key(name)
+            # Building sinks may read files (header references): not on the event loop.
+            key = await asyncio.to_thread(self.new_key, name)
         except ConfigError as exc:
             self._skip(name, "bad_sink", "discover.bad_sink", "; ".join(exc.problems))
             return
