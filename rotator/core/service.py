@@ -216,7 +216,11 @@ class KeyService:
         ``latest``: the newest live version (0: none) when a folder list already said it;
         otherwise the key's metadata is read."""
         t = self._get(name)
-        if t.lock.locked() or not t.backoff.ready() or not self._vault_backoff.ready():
+        # A key not started yet waits for the lock (a verification job that came first)
+        # rather than skip: its next poll may be an hour away, and until it ran the key
+        # has nothing to verify.
+        busy = t.lock.locked() and t.started
+        if busy or not t.backoff.ready() or not self._vault_backoff.ready():
             return None
         async with t.lock:
             result: RotationResult | None = await self._guard(
