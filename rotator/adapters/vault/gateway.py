@@ -78,7 +78,7 @@ class VaultStore:
         session = _session(settings)
         self._client = hvac.Client(
             url=settings.address,
-            token="",  # nosec B106
+            token="",  # not a password: empty, so hvac reads no $VAULT_TOKEN  # nosec B106
             timeout=settings.timeout_seconds,
             namespace=settings.namespace,
             verify=session.verify,
