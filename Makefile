@@ -16,12 +16,14 @@ demo: $(STAMP)
 	$(BIN)/rotator demo
 
 # Prometheus, Alertmanager for the end-to-end alert test, Chromium for the intake page's
-# browser tests (driven by Playwright with executable_path; never `playwright install`);
+# browser tests (driven by Playwright with executable_path; never `playwright install`),
+# libfaketime for the reminder test that runs the daemon 19 days later;
 # skipped quietly when apt is not usable.
 system-deps:
 	@missing=""; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus prometheus-alertmanager"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || missing="$$missing libfaketime"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq || true) && \

@@ -113,9 +113,10 @@ def save(page: Any, shots: Path, name: str, *, full: bool = False) -> None:
 
 class MailServer:
     """aiosmtpd on a free loopback port, in a thread: STARTTLS required before AUTH, AUTH
-    required before mail. ``messages`` holds every message delivered, parsed."""
+    required before mail. ``messages`` holds every message delivered, parsed. ``cert_days``:
+    how long its certificate is valid (a daemon with a clock moved ahead must still trust it)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, cert_days: int = 2) -> None:
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -124,7 +125,7 @@ class MailServer:
         self.user = "rotator"
         self.password = "pw-" + secrets.token_hex(8)
         self.accept_login = True
-        self.cert, key = self_signed(workdir, "smtp")
+        self.cert, key = self_signed(workdir, "smtp", cert_days)
         self.messages: list[EmailMessage] = []
         self.logins: list[str] = []
         server = self

@@ -89,6 +89,8 @@ class Outcome:
     live: bool = False
     fingerprint: str | None = None
     saved: bool = False
+    language: str | None = None
+    """The owner's language, for an answer without a page (the link's last attempt)."""
 
 
 class IntakeService:
@@ -247,8 +249,11 @@ class IntakeService:
         left = next((x for x in changed if x.sha256 == link.sha256), None)
         self.metrics.submissions.labels(key=name, result="rejected").inc()
         log.info("intake.rejected", key=name, reason=reason, counted=True, link_dead=left is None)
-        page = await self._page(name, left) if left is not None else None
-        return Outcome(message, page)
+        if left is not None:
+            return Outcome(message, await self._page(name, left))
+        # The link is dead now, but this answer still goes to its owner: in their language.
+        owner = await self.owner(name)
+        return Outcome(message, None, language=owner.language if owner else None)
 
     # --- internals --------------------------------------------------------------------------
 

@@ -130,9 +130,12 @@ def _same_origin(request: Request, allowed: str) -> bool:
     return origin == "null" and site == "same-origin"
 
 
-def _language(request: Request, page: Page | None) -> str:
+def _language(request: Request, page: Page | None, owner: str | None = None) -> str:
+    """The owner's language if known, else the browser's, else English."""
     if page is not None and page.language in i18n.STRINGS:
         return page.language
+    if owner in i18n.STRINGS:
+        return str(owner)
     return i18n.negotiate(request.headers.get("accept-language"))
 
 
@@ -176,7 +179,7 @@ def _render_outcome(request: Request, token: str, outcome: Outcome) -> Response:
         return _html("accepted.html", 200, lang=language, t=_translator(language), outcome=outcome)
     if outcome.page is None:
         # That was the link's last attempt: say why, and that it is gone.
-        language = _language(request, None)
+        language = _language(request, None, outcome.language)
         settings = request.app.state.settings
         return _html(
             "message.html",

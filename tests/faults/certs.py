@@ -12,8 +12,9 @@ import pytest
 OPENSSL = shutil.which("openssl")
 
 
-def self_signed(workdir: Path, name: str) -> tuple[Path, Path]:
-    """A certificate for ``127.0.0.1`` signed by its own key: (cert.pem, key.pem).
+def self_signed(workdir: Path, name: str, days: int = 2) -> tuple[Path, Path]:
+    """A certificate for ``127.0.0.1`` signed by its own key: (cert.pem, key.pem), valid from
+    now for ``days`` (longer for a daemon whose clock is moved ahead with libfaketime).
 
     Skips the calling test when the ``openssl`` command is not installed.
     """
@@ -31,7 +32,7 @@ def self_signed(workdir: Path, name: str) -> tuple[Path, Path]:
             "ec_paramgen_curve:prime256v1",
             "-nodes",
             "-days",
-            "2",
+            str(days),
             "-subj",
             f"/CN={name}",
             "-addext",

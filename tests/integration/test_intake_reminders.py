@@ -3,7 +3,9 @@ second, critical one at 6 days; a failing mail server is counted and retried.
 
 The reminder loop runs in-process against the real OpenBao (the record lives in the key's
 state there) and a real SMTP server, with a clock the test moves: a daemon cannot be made
-to wait 19 days. A "restart" is a new Reminders over the same Vault, with nothing in memory.
+to wait 19 days (test_intake_reminder_daemon.py does the same with the real daemon, its
+clock moved by libfaketime). A "restart" is a new Reminders over the same Vault, with nothing
+in memory.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rotator.adapters.metrics.registry import Metrics
+from rotator.adapters.notify.base import Channel
 from rotator.adapters.notify.smtp import EmailChannel
 from rotator.adapters.notify.webhook import WebhookChannel
 from rotator.adapters.vault.gateway import VaultStore
@@ -62,68 +67,112 @@ class NoVerifier:
         return Verification(Status.UNKNOWN)
 
 
-def _reminders(
-    store: VaultStore, keys: OneKey, settings: Settings, clock: Callable[[], datetime]
-) -> tuple[Reminders, IntakeMetrics]:
-    metrics = IntakeMetrics(Metrics())
-    assert settings.intake and settings.intake.notify and settings.intake.notify.smtp
-    intake = IntakeService(
-        store=store,
-        verifier=NoVerifier(),
-        keys=keys,
-        settings=settings,
-        metrics=metrics,
-        public_url="https://keys.example",
-        clock=clock,
-    )
-    reminders = Reminders(
-        intake=intake,
-        keys=keys,
-        store=store,
-        channels=[EmailChannel(settings.intake.notify.smtp)],
-        notify=settings.intake.notify,
-        expiry=settings.expiry,
-        metrics=metrics,
-        clock=clock,
-    )
-    return reminders, metrics
+@dataclass
+class Clock:
+    """The reminders' clock, moved by the test."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
-async def test_one_reminder_per_threshold_across_restarts(
+@dataclass
+class Rig:
+    """The reminder loop for one key with an owner, over the real OpenBao."""
+
+    store: VaultStore
+    settings: Settings
+    keys: OneKey
+    clock: Clock
+    reminders: Reminders = field(init=False)
+    metrics: IntakeMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> Reminders:
+        """A new loop over the same Vault, with nothing in memory (as after a restart)."""
+        self.metrics = IntakeMetrics(Metrics())
+        intake = IntakeService(
+            store=self.store,
+            verifier=NoVerifier(),
+            keys=self.keys,
+            settings=self.settings,
+            metrics=self.metrics,
+            public_url="https://keys.example",
+            clock=self.clock,
+        )
+        notify = self.settings.intake.notify if self.settings.intake else None
+        assert notify is not None
+        channels: list[Channel] = []
+        if notify.smtp:
+            channels.append(EmailChannel(notify.smtp))
+        if notify.webhook:
+            channels.append(WebhookChannel(notify.webhook))
+        self.reminders = Reminders(
+            intake=intake,
+            keys=self.keys,
+            store=self.store,
+            channels=channels,
+            notify=notify,
+            expiry=self.settings.expiry,
+            metrics=self.metrics,
+            clock=self.clock,
+        )
+        return self.reminders
+
+    def counted(self, channel: str, result: str) -> float:
+        sample = self.metrics.reminders.labels(key=NAME, channel=channel, result=result)
+        return float(sample._value.get())
+
+
+@pytest.fixture
+def rig(
     vault_store: VaultStore,
     put_key: Callable[..., int],
     kv_prefix: str,
-    mail_server: MailServer,  # noqa: F811
-    tmp_path: Path,
     vault_settings: Any,
-) -> None:
+) -> Callable[..., Rig]:
+    """``rig(owner=..., notify=..., days_left=...)``: version 1 of the key (expiring on
+    ``EXPIRES``) in Vault, and the reminder loop with the clock ``days_left`` before it."""
     path = f"{kv_prefix}/{NAME}"
     put_key(path, "sk-clinic-0123456789abcdef", expires_at=EXPIRES.isoformat())
-    settings = parse_settings(
-        {
-            "vault": vault_settings.model_dump(),
-            "keys": [
-                {
-                    "name": NAME,
-                    "vault_path": path,
-                    "owner": {"email": "ops@clinic.example", "language": "de"},
-                }
-            ],
-            "intake": {"notify": {"smtp": mail_server.settings(tmp_path), "retry_backoff": "1s"}},
-        }
+
+    def make(*, owner: dict[str, str], notify: dict[str, Any], days_left: float) -> Rig:
+        settings = parse_settings(
+            {
+                "vault": vault_settings.model_dump(),
+                "keys": [{"name": NAME, "vault_path": path, "owner": owner}],
+                "intake": {"notify": notify},
+            }
+        )
+        keys = OneKey(path, KeyView(NAME, active_version=1, expires_at=EXPIRES))
+        return Rig(vault_store, settings, keys, Clock(EXPIRES - timedelta(days=days_left)))
+
+    return make
+
+
+async def test_one_reminder_per_threshold_across_restarts(
+    rig: Callable[..., Rig],
+    mail_server: MailServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    r = rig(
+        owner={"email": "ops@clinic.example", "language": "de"},
+        notify={"smtp": mail_server.settings(tmp_path), "retry_backoff": "1s"},
+        days_left=25,
     )
-    keys = OneKey(path, KeyView(NAME, active_version=1, expires_at=EXPIRES))
-    now = [EXPIRES - timedelta(days=25)]
-    reminders, _ = _reminders(vault_store, keys, settings, lambda: now[0])
+    reminders = r.reminders
 
     assert await reminders.check(NAME) == 1
     assert await reminders.check(NAME) == 0
-    restarted, _ = _reminders(vault_store, keys, settings, lambda: now[0])
+    restarted = r.restart()
     assert await restarted.check(NAME) == 0, "a restart must not send the reminder again"
     assert len(mail_server.messages) == 1
     assert "25 Tagen" in mail_server.messages[0]["Subject"]
 
-    now[0] = EXPIRES - timedelta(days=6)
+    r.clock.now = EXPIRES - timedelta(days=6)
     assert await restarted.check(NAME) == 1
     assert await restarted.check(NAME) == 0
     critical = mail_server.messages[1]
@@ -131,44 +180,29 @@ async def test_one_reminder_per_threshold_across_restarts(
     assert len(mail_server.messages) == 2
 
     # A new generation (version 2 active) at 6 days: its own critical reminder, once.
-    keys.view_ = KeyView(NAME, active_version=2, expires_at=EXPIRES)
+    r.keys.view_ = KeyView(NAME, active_version=2, expires_at=EXPIRES)
     assert await restarted.check(NAME) == 1
     assert await restarted.check(NAME) == 0
-    assert OwnerSettings(email="ops@clinic.example", language="de") == settings.keys[0].owner
+    assert OwnerSettings(email="ops@clinic.example", language="de") == r.settings.keys[0].owner
 
 
 async def test_failed_reminders_are_counted_and_retried(
-    vault_store: VaultStore,
-    put_key: Callable[..., int],
-    kv_prefix: str,
+    rig: Callable[..., Rig],
     mail_server: MailServer,  # noqa: F811
     tmp_path: Path,
-    vault_settings: Any,
     captured_log: Callable[[], list[dict[str, Any]]],
 ) -> None:
-    path = f"{kv_prefix}/{NAME}"
-    put_key(path, "sk-clinic-0123456789abcdef", expires_at=EXPIRES.isoformat())
-    settings = parse_settings(
-        {
-            "vault": vault_settings.model_dump(),
-            "keys": [{"name": NAME, "vault_path": path, "owner": {"email": "a@b.example"}}],
-            "intake": {
-                "notify": {
-                    "smtp": mail_server.settings(tmp_path),
-                    "retry_backoff": "1s",
-                    "max_backoff": "2s",
-                }
-            },
-        }
+    smtp = mail_server.settings(tmp_path)
+    r = rig(
+        owner={"email": "a@b.example"},
+        notify={"smtp": smtp, "retry_backoff": "1s", "max_backoff": "2s"},
+        days_left=20,
     )
-    keys = OneKey(path, KeyView(NAME, active_version=1, expires_at=EXPIRES))
-    clock = lambda: EXPIRES - timedelta(days=20)  # noqa: E731
-    reminders, metrics = _reminders(vault_store, keys, settings, clock)
+    reminders = r.reminders
     mail_server.accept_login = False
     assert await reminders.check(NAME) == 0
     assert await reminders.check(NAME) == 0, "backing off: no second try at once"
-    failed = metrics.reminders.labels(key=NAME, channel="email", result="failed")
-    assert failed._value.get() == 1
+    assert r.counted("email", "failed") == 1
     assert [e for e in captured_log() if e["event"] == "reminder.failed"]
     mail_server.accept_login = True
 
@@ -180,7 +214,7 @@ async def test_failed_reminders_are_counted_and_retried(
         assert datetime.now(UTC) < deadline, "the reminder was never retried"
         await _sleep(0.2)
     assert len(mail_server.messages) == 1
-    assert metrics.reminders.labels(key=NAME, channel="email", result="sent")._value.get() == 1
+    assert r.counted("email", "sent") == 1
 
 
 async def _sleep(seconds: float) -> None:
@@ -188,47 +222,14 @@ async def _sleep(seconds: float) -> None:
 
 
 async def test_webhook_reminder_carries_the_link_and_failures_count(
-    vault_store: VaultStore,
-    put_key: Callable[..., int],
-    kv_prefix: str,
+    rig: Callable[..., Rig],
     receiver: Receiver,
-    vault_settings: Any,
 ) -> None:
-    path = f"{kv_prefix}/{NAME}"
-    put_key(path, "sk-clinic-0123456789abcdef", expires_at=EXPIRES.isoformat())
-    settings = parse_settings(
-        {
-            "vault": vault_settings.model_dump(),
-            "keys": [{"name": NAME, "vault_path": path, "owner": {"language": "it"}}],
-            "intake": {"notify": {"webhook": {"url": receiver.url}}},
-        }
-    )
-    assert settings.intake and settings.intake.notify and settings.intake.notify.webhook
-    keys = OneKey(path, KeyView(NAME, active_version=1, expires_at=EXPIRES))
-    clock = lambda: EXPIRES - timedelta(days=3)  # noqa: E731
-    metrics = IntakeMetrics(Metrics())
-    intake = IntakeService(
-        store=vault_store,
-        verifier=NoVerifier(),
-        keys=keys,
-        settings=settings,
-        metrics=metrics,
-        public_url="https://keys.example",
-        clock=clock,
-    )
-    reminders = Reminders(
-        intake=intake,
-        keys=keys,
-        store=vault_store,
-        channels=[WebhookChannel(settings.intake.notify.webhook)],
-        notify=settings.intake.notify,
-        expiry=settings.expiry,
-        metrics=metrics,
-        clock=clock,
-    )
+    r = rig(owner={"language": "it"}, notify={"webhook": {"url": receiver.url}}, days_left=3)
+    reminders = r.reminders
     receiver.respond(503)
     assert await reminders.check(NAME) == 0
-    assert metrics.reminders.labels(key=NAME, channel="webhook", result="failed")._value.get() == 1
+    assert r.counted("webhook", "failed") == 1
     reminders._backoff.clear()  # the retry, without waiting out the backoff
     receiver.respond(204)
     assert await reminders.check(NAME) == 1

@@ -1,6 +1,7 @@
 """Attacks on the intake page, each refused with Vault unchanged; then a leak scan.
 
-One daemon (intake on, a budget of 3 failed attempts), links made through the admin API.
+One daemon (intake on, a budget of 3 failed attempts, an Italian-speaking owner), links made
+through the admin API.
 Every answer, the daemon's whole output and /metrics are searched for the links' tokens and
 every key value tried: only the admin API's one-time link answer may hold a token.
 """
@@ -72,7 +73,13 @@ def rig(openbao: OpenBaoServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
         kit.put(NAME, expires_at=iso_date(20))
         workdir = tmp_path_factory.mktemp("intake-attacks")
         daemon = intake_daemon(
-            workdir, openbao, standin, kit, NAME, intake={"max_failed_attempts": 3}
+            workdir,
+            openbao,
+            standin,
+            kit,
+            NAME,
+            owner={"language": "it"},
+            intake={"max_failed_attempts": 3},
         )
         daemon.start()
         try:
@@ -163,6 +170,10 @@ def test_bad_input_counts_and_the_budget_kills_the_link(rig: Rig) -> None:
     rig.kit.values.append(bad)
     third = rig.post(url, {"api_key": bad, "expires_at": iso_date(200)})
     assert third.status_code == 410, "the third failure uses up a budget of 3"
+    # Still the owner's answer (no Accept-Language here): why, and that the link is gone.
+    assert (
+        "Questo link non è più valido" in third.text and "non accetta questa chiave" in third.text
+    )
     assert rig.post(url, {"api_key": good, "expires_at": iso_date(200)}).status_code == 410
     assert rig.versions() == before
     assert (
