@@ -3,6 +3,10 @@
 No message built here may contain a key value: callers pass names, paths and versions.
 """
 
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+"""The CLI's exit statuses (contract: CLI): success; a key or the daemon has a problem;
+the command could not run as given (usage, configuration, token, address)."""
+
 
 class RotatorError(Exception):
     """Root of every error the daemon expects and reports."""

@@ -16,16 +16,14 @@ from urllib.parse import quote
 import httpx
 
 from rotator.admin import TOKEN_ENV
-from rotator.domain.model import KEY_NAME
-from rotator.errors import RotatorError
+from rotator.domain.model import KEY_NAME, Outcome
+from rotator.errors import EXIT_PROBLEM, EXIT_USAGE, RotatorError
 from rotator.web.client import client_context, tls_failure
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 READ_TIMEOUT_S = 15.0
 OPERATION_TIMEOUT_S = 45.0
 """Longer than the daemon's own wait (30 s), after which it answers 202."""
-
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
 
 class DaemonError(RotatorError):
@@ -167,7 +165,8 @@ def _detail_text(detail: Any) -> str:
 
 # --- what the answers mean for a person and for the exit status ----------------------------
 
-ROTATE_OK = frozenset({"rotated", "noop"})
+ROTATE_OK = frozenset({Outcome.ROTATED, Outcome.NOOP})
+ROLLBACK_OK = frozenset({Outcome.ROLLED_BACK})
 
 
 def answer_line(name: str, answer: dict[str, Any]) -> str:
@@ -177,16 +176,16 @@ def answer_line(name: str, answer: dict[str, Any]) -> str:
     reason = answer.get("reason") or ""
     ends = f" (key ending {answer['fingerprint']})" if answer.get("fingerprint") else ""
     stays = f"; version {active} stays active" if active is not None else ""
-    if result == "rotated":
+    if result == Outcome.ROTATED:
         return f"{name}: rotated to version {active}{ends}"
-    if result == "rolled_back":
+    if result == Outcome.ROLLED_BACK:
         return f"{name}: rolled back to version {active}{ends}"
-    if result == "noop" and reason.startswith("re-delivered"):
+    if result == Outcome.NOOP and reason.startswith("re-delivered"):
         return f"{name}: {reason}{ends}"
-    if result == "noop":
+    if result == Outcome.NOOP:
         return f"{name}: nothing to do: {reason} (active version {active}){ends}"
-    if result == "rejected":
+    if result == Outcome.REJECTED:
         return f"{name}: version {answer.get('version')} rejected: {reason}{stays}"
-    if result == "postponed":
+    if result == Outcome.POSTPONED:
         return f"{name}: postponed: {reason}{stays}; the daemon tries again on its own"
     return f"{name}: {result}: {reason}{stays}"

@@ -15,12 +15,10 @@ import click
 
 from rotator import __version__
 from rotator.domain.model import KEY_NAME
-from rotator.errors import ConfigError, RotatorError
+from rotator.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, ConfigError, RotatorError
 
 if TYPE_CHECKING:
     from rotator.config import Settings
-
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
 config_option = click.option(
     "--config",
@@ -408,8 +406,10 @@ def rollback(
     url: str | None, token_file: Path | None, config_file: Path | None, as_json: bool, name: str
 ) -> None:
     """Ask the daemon to go back to the previous version, if it still verifies."""
+    from rotator.cli.client import ROLLBACK_OK
+
     answer = _operate(url, token_file, config_file, name, "rollback")
-    _report(name, answer, as_json, frozenset({"rolled_back"}))
+    _report(name, answer, as_json, ROLLBACK_OK)
 
 
 @cli.command()

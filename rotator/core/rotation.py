@@ -18,7 +18,6 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Literal
 
 from rotator.adapters.metrics.registry import Metrics
 from rotator.config import Settings
@@ -26,7 +25,7 @@ from rotator.core.delivery import LEASE_LOST, Retry, deliver_all, unexpected
 from rotator.core.lease import RotationLease, orphaned
 from rotator.domain.choice import LEASE_SKEW, choose_target, leased_by_other, stale_lease
 from rotator.domain.expiry import compute_expiry
-from rotator.domain.model import Delivery, KeyState, SecretVersion, Status
+from rotator.domain.model import Delivery, KeyState, Outcome, SecretVersion, Status
 from rotator.errors import (
     BadSecret,
     CasConflict,
@@ -39,8 +38,6 @@ from rotator.logs import get_logger
 from rotator.ports import SecretStore, Sink, Verifier
 
 log = get_logger(__name__)
-
-Outcome = Literal["rotated", "rolled_back", "noop", "rejected", "failed", "postponed"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +70,7 @@ class RotationResult:
 
 
 def _contended(active: int | None, reason: str) -> RotationResult:
-    return RotationResult("noop", active, reason, contended=True)
+    return RotationResult(Outcome.NOOP, active, reason, contended=True)
 
 
 def _secret_problem(version: int, field: str, reason: str) -> str:
@@ -144,10 +141,10 @@ class Rotator:
         latest = None if asked else await self.store.latest_version(key.vault_path)
         target, why = choose_target(state, latest, explicit=version, force=force)
         if target is None:
-            return RotationResult("noop", state.active_version, why, version=latest)
+            return RotationResult(Outcome.NOOP, state.active_version, why, version=latest)
         if target == state.active_version:
             return await self._redeliver(key, state, cas, target)
-        return await self._promote(key, state, cas, target, "rotated", explicit=asked)
+        return await self._promote(key, state, cas, target, Outcome.ROTATED, explicit=asked)
 
     async def rollback(self, key: ManagedKey) -> RotationResult:
         """Go back to the previous version, only if it still verifies."""
@@ -158,7 +155,7 @@ class Rotator:
         previous = state.previous_version
         if previous is None:
             # A mistake, not a failure: the key's own last_result stays as it was.
-            if state.last_result == "rolled_back" and state.rejected_version is not None:
+            if state.last_result == Outcome.ROLLED_BACK and state.rejected_version is not None:
                 left = state.rejected_version
                 raise NotPossible(
                     f"nothing to roll back to: the last change of {key.name} was a rollback "
@@ -166,7 +163,7 @@ class Rotator:
                     f"--version {left} promotes it)"
                 )
             raise NotPossible(f"nothing to roll back to: {key.name} has no previous version")
-        return await self._promote(key, state, cas, previous, "rolled_back", explicit=True)
+        return await self._promote(key, state, cas, previous, Outcome.ROLLED_BACK, explicit=True)
 
     async def converge(self, key: ManagedKey) -> RotationResult:
         """After a start or a crash: clear a dead lease, give sinks that lack it the active key.
@@ -192,7 +189,9 @@ class Rotator:
             state = replace(state, pending_version=None, pending_owner=None, pending_until=None)
             cas = await self.store.write_state(key.name, state, cas)
         if state.active_version is None or not key.sinks:
-            return RotationResult("noop", state.active_version, "nothing to converge", state=state)
+            return RotationResult(
+                Outcome.NOOP, state.active_version, "nothing to converge", state=state
+            )
         try:
             secret = await self.store.read_secret(key.vault_path, state.active_version)
         except (SecretNotFound, BadSecret) as exc:
@@ -205,7 +204,7 @@ class Rotator:
                 reason=str(exc),
             )
             return RotationResult(
-                "noop",
+                Outcome.NOOP,
                 state.active_version,
                 f"version {state.active_version} is unreadable",
                 state=state,
@@ -214,7 +213,9 @@ class Rotator:
         missing = [s for s in key.sinks if await self._lacks(s, delivery)]
         if not missing:
             held = "every sink holds the active key"
-            return RotationResult("noop", state.active_version, held, secret=secret, state=state)
+            return RotationResult(
+                Outcome.NOOP, state.active_version, held, secret=secret, state=state
+            )
         log.info(
             "key.converging",
             key=key.name,
@@ -317,7 +318,7 @@ class Rotator:
                     f"(never written, deleted or destroyed) at {key.vault_path}"
                 ) from None
             return RotationResult(
-                "noop", state.active_version, f"version {target} no longer exists", target
+                Outcome.NOOP, state.active_version, f"version {target} no longer exists", target
             )
         except BadSecret as exc:
             log.error(
@@ -355,7 +356,7 @@ class Rotator:
                 fingerprint=candidate.fingerprint,
             )
             return RotationResult(
-                "postponed",
+                Outcome.POSTPONED,
                 state.active_version,
                 f"Mistral answered {verdict.status.value}",
                 target,
@@ -393,26 +394,31 @@ class Rotator:
             active_version=target,
             # A rollback is not undone by another one: that would go forward again, to the
             # very version just left (which stays rejected until ops name it).
-            previous_version=None if outcome == "rolled_back" else state.active_version,
+            previous_version=None if outcome is Outcome.ROLLED_BACK else state.active_version,
             activated_at=now,
             last_result=outcome,
             # After a rollback the version we left must not come straight back on the next poll.
-            rejected_version=state.active_version if outcome == "rolled_back" else None,
+            rejected_version=state.active_version if outcome is Outcome.ROLLED_BACK else None,
             vault_path=key.vault_path,
             secret_created=state.secret_created,
         )
         if not await lease.release(final):
             # Not recorded: the instance that took the lease over sets the sinks right
             # (converge); this is no rotation, and is not counted as one.
-            self.metrics.rotations.labels(key=key.name, result="failed").inc()
+            self.metrics.rotations.labels(key=key.name, result=Outcome.FAILED).inc()
             return RotationResult(
-                "failed", state.active_version, LEASE_LOST, target, Status.VALID, contended=True
+                Outcome.FAILED,
+                state.active_version,
+                LEASE_LOST,
+                target,
+                Status.VALID,
+                contended=True,
             )
         self.metrics.rotations.labels(key=key.name, result=outcome).inc()
         self.metrics.last_rotation.labels(key=key.name).set(now.timestamp())
         self.metrics.active_version.labels(key=key.name).set(target)
         log.info(
-            "key.rotated" if outcome == "rotated" else "key.rolled_back",
+            "key.rotated" if outcome is Outcome.ROTATED else "key.rolled_back",
             key=key.name,
             version=target,
             previous_version=state.active_version,
@@ -438,7 +444,7 @@ class Rotator:
             reason=reason,
             fingerprint=candidate.fingerprint if candidate else None,
         )
-        self.metrics.rotations.labels(key=key.name, result="rejected").inc()
+        self.metrics.rotations.labels(key=key.name, result=Outcome.REJECTED).inc()
         # On a conflict someone recorded something newer; our verdict still stands for us.
         with contextlib.suppress(CasConflict):
             await self.store.write_state(
@@ -446,7 +452,7 @@ class Rotator:
                 replace(state, rejected_version=target, last_result=f"rejected: {reason}"),
                 cas,
             )
-        return RotationResult("rejected", state.active_version, reason, target, status)
+        return RotationResult(Outcome.REJECTED, state.active_version, reason, target, status)
 
     async def _lease(
         self, key: ManagedKey, state: KeyState, cas: int, version: int
@@ -466,7 +472,7 @@ class Rotator:
         self, key: ManagedKey, lease: RotationLease, target: int, failure: str
     ) -> RotationResult:
         active = lease.state.active_version
-        self.metrics.rotations.labels(key=key.name, result="failed").inc()
+        self.metrics.rotations.labels(key=key.name, result=Outcome.FAILED).inc()
         log.error(
             "key.rotation_failed",
             key=key.name,
@@ -475,7 +481,7 @@ class Rotator:
             active_version=active,
         )
         await lease.release(replace(lease.state, last_result=f"failed: {failure}"))
-        return RotationResult("failed", active, failure, target, Status.VALID)
+        return RotationResult(Outcome.FAILED, active, failure, target, Status.VALID)
 
     async def _redeliver(
         self,
@@ -513,7 +519,7 @@ class Rotator:
             self.in_delivery.pop(key.name, None)
         await lease.release(state)
         if failure:
-            return RotationResult("failed", active, failure, active)
+            return RotationResult(Outcome.FAILED, active, failure, active)
         log.info(
             "key.redelivered",
             key=key.name,
@@ -522,7 +528,7 @@ class Rotator:
             fingerprint=secret.fingerprint,
         )
         return RotationResult(
-            "noop",
+            Outcome.NOOP,
             active,
             f"re-delivered version {active} to {len(sinks)} sink(s)",
             active,

@@ -22,7 +22,7 @@ from rotator.core.rotation import ManagedKey, RotationResult, Rotator
 from rotator.domain.choice import choose_target
 from rotator.domain.expiry import Band, Expiry, band, compute_expiry
 from rotator.domain.keyview import KeyView
-from rotator.domain.model import KeyState, SecretVersion, Status, Verification
+from rotator.domain.model import KeyState, Outcome, SecretVersion, Status, Verification
 from rotator.errors import (
     BadSecret,
     CasConflict,
@@ -333,13 +333,13 @@ class KeyService:
         else:
             # The usual restart: nothing newer than what was delivered. What converge read
             # (the state, the active version) is all it takes: each is read once.
-            noop = RotationResult("noop", state.active_version, why, version=latest)
+            noop = RotationResult(Outcome.NOOP, state.active_version, why, version=latest)
             await self._after_rotation(t, noop, known=(state, converged.secret))
             t.settled = latest
         # Under another instance's lease (it may be a crashed one) nothing was checked:
         # converge again on the next poll, once the lease is released or has run out.
         # A converge that failed (a sink refused) left the sinks split: it is tried again too.
-        t.started = not converged.contended and converged.result != "failed"
+        t.started = not converged.contended and converged.result is not Outcome.FAILED
         if t.view.last_check_at is None:
             await self._verify(t)
 
@@ -365,7 +365,7 @@ class KeyService:
         result = await self.rotator.rotate(t.key)
         await self._after_rotation(t, result)
         # Under another instance's lease, look again: it may never finish (a crash).
-        if result.result not in ("postponed", "failed") and not result.contended:
+        if result.result not in (Outcome.POSTPONED, Outcome.FAILED) and not result.contended:
             t.settled = latest
         return result
 
@@ -375,10 +375,10 @@ class KeyService:
         result: RotationResult,
         known: tuple[KeyState, SecretVersion | None] | None = None,
     ) -> None:
-        if result.result in ("postponed", "failed"):
+        if result.result in (Outcome.POSTPONED, Outcome.FAILED):
             wait = t.backoff.failed(at_least_s=result.retry_after_s or 0.0)
             log.info("key.retry_scheduled", key=t.key.name, in_s=round(wait, 1))
-        elif result.result in ("rotated", "rolled_back"):
+        elif result.result in (Outcome.ROTATED, Outcome.ROLLED_BACK):
             t.backoff.succeeded()
             if t.active is not None:
                 t.previous = t.active
@@ -390,17 +390,17 @@ class KeyService:
             # Ops rotated to a version staged since the last poll.
             self.metrics.latest_version.labels(key=t.key.name).set(result.version)
             t.view = replace(t.view, latest_version=result.version)
-        if result.result != "noop" or t.view.last_result is None:
+        if result.result is not Outcome.NOOP or t.view.last_result is None:
             # "already active" after a rotation says less than the rotation itself.
             t.view = replace(t.view, last_result=_result_text(result))
         if result.secret is not None:
             self._set_active(t, result.secret)
-            if result.result in ("rotated", "rolled_back"):
+            if result.result in (Outcome.ROTATED, Outcome.ROLLED_BACK):
                 t.view = replace(t.view, last_rotation_at=self.clock())
         elif t.active is None or t.active.version != result.active_version:
             await self._load_active(t, result.active_version, known)
         await self._record_band(t)
-        if result.status is not None and result.result in ("rotated", "rolled_back"):
+        if result.status is not None and result.result in (Outcome.ROTATED, Outcome.ROLLED_BACK):
             self._record_verdict(t, Verification(result.status))
             # Tell ops at once whether the replaced key is still live (delete it in the console).
             await self._check_previous(t)
@@ -587,4 +587,4 @@ class KeyService:
 
 
 def _result_text(result: RotationResult) -> str:
-    return f"{result.result}: {result.reason}" if result.reason else result.result
+    return f"{result.result}: {result.reason}" if result.reason else result.result.value

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -33,21 +34,16 @@ class KeyView:
         return round((self.expires_at - now).total_seconds() / 86400, 2)
 
     def as_dict(self, now: datetime) -> dict[str, Any]:
-        def iso(d: datetime | None) -> str | None:
-            return d.isoformat() if d else None
-
-        return {
-            "name": self.name,
-            "status": self.status.value,
-            "active_version": self.active_version,
-            "latest_version": self.latest_version,
-            "expires_at": iso(self.expires_at),
-            "expiry_assumed": self.expiry_assumed,
-            "days_left": self.days_left(now),
-            "last_check_at": iso(self.last_check_at),
-            "last_rotation_at": iso(self.last_rotation_at),
-            "fingerprint": self.fingerprint,
-            "problem": self.problem,
-            "last_result": self.last_result,
-            "previous_still_valid": self.previous_still_valid,
-        }
+        """Every field, JSON-ready (ISO dates, enum values), with ``days_left`` as of ``now``
+        after ``expiry_assumed``: the shape of the API's ``KeyOut`` and of ``check --json``."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, enum.Enum):
+                value = value.value
+            out[f.name] = value
+            if f.name == "expiry_assumed":
+                out["days_left"] = self.days_left(now)
+        return out

@@ -40,6 +40,18 @@ _REJECTING = frozenset(
 )
 
 
+class Outcome(enum.StrEnum):
+    """What a rotate, a rollback or a poll came to: the one list of outcomes (API, metrics,
+    logs and the CLI all use these strings)."""
+
+    ROTATED = "rotated"
+    ROLLED_BACK = "rolled_back"
+    NOOP = "noop"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    POSTPONED = "postponed"
+
+
 def fingerprint(api_key: str) -> str:
     """The last four characters, as Mistral's console shows a key."""
     return api_key[-4:] if len(api_key) >= 8 else "****"

@@ -11,9 +11,9 @@ from prometheus_client.registry import Collector
 
 from rotator import __version__
 from rotator.adapters.metrics.keyseries import KeyFamily
-from rotator.domain.model import Status
+from rotator.domain.model import Outcome, Status
 
-ROTATION_RESULTS = ("rotated", "rejected", "failed", "rolled_back")
+ROTATION_RESULTS = (Outcome.ROTATED, Outcome.REJECTED, Outcome.FAILED, Outcome.ROLLED_BACK)
 COMPONENTS = ("vault", "mistral", "sink", "scheduler", "state")
 
 
@@ -170,7 +170,7 @@ class Metrics:
 
     def add_key(self, key: str) -> None:
         """Create the key's series so that alerts see zeros, not absence."""
-        for result in ("rejected",) if self.compact else ROTATION_RESULTS:
+        for result in (Outcome.REJECTED,) if self.compact else ROTATION_RESULTS:
             self.rotations.labels(key=key, result=result).inc(0)
         self.set_status(key, Status.UNKNOWN)
         self.secret_error.labels(key=key).set(0)
