@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from rotator.adapters.metrics.admin import AdminMetrics
 from rotator.config.admin import MintSettings
-from rotator.core.backoff import Backoff
+from rotator.core.backoff import Backoff, BackoffPolicy
 from rotator.core.inventory import Inventory, reconcile
 from rotator.core.minting import Minter, MintResult, MintTarget, mint_due
 from rotator.core.service import KeyBusy, KeyService, UnknownKey
@@ -152,7 +152,7 @@ class AdminKeys:
         if state.mint_intent is not None:
             recovered = await self.minter.recover(target)
             acted = recovered.result != "contended"
-        backoff = self._backoff.setdefault(name, Backoff(self._retry_base_s, 3600.0))
+        backoff = self._backoff.setdefault(name, Backoff(BackoffPolicy(self._retry_base_s, 3600.0)))
         view = self.service.view(name)
         expiry = self.service.expiry(name)
         due = mint_due(

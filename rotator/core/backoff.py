@@ -1,4 +1,7 @@
-"""Exponential backoff with full jitter, kept per thing that fails (a key, Vault)."""
+"""The one retry policy: exponential backoff with equal jitter; and a tracker per failing thing.
+
+Used by the key service (per key, and for Vault), the sink deliveries and Mistral retries.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,35 @@ import random
 import time
 from dataclasses import dataclass
 
+_MAX_DOUBLINGS = 64
+"""Past this the ceiling is the cap anyway; it keeps ``2**n`` a finite float."""
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    """Exponential backoff with *equal* jitter: retry ``n`` (0, 1, ...) waits a time drawn
+    from ``[c/2, c]``, ``c = min(cap_s, base_s * 2**n)``.
+
+    The fixed half makes the waits grow for sure, so a failing thing is asked less and less
+    often; the random half keeps many keys from retrying in lockstep.
+    """
+
+    base_s: float
+    cap_s: float
+
+    def ceiling(self, retry: int) -> float:
+        return min(self.cap_s, self.base_s * 2.0 ** min(retry, _MAX_DOUBLINGS))
+
+    def wait(self, retry: int) -> float:
+        ceiling = self.ceiling(retry)
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not secrecy  # nosec B311
+
 
 @dataclass
 class Backoff:
-    base_s: float
-    cap_s: float
+    """Failures of one thing (a key, Vault) so far, and when it may be tried again."""
+
+    policy: BackoffPolicy
     failures: int = 0
     not_before: float = 0.0
 
@@ -20,9 +47,7 @@ class Backoff:
     def failed(self, at_least_s: float = 0.0, now: float | None = None) -> float:
         """Record a failure; return the wait before the next try."""
         self.failures += 1
-        ceiling = min(self.cap_s, self.base_s * 2 ** (self.failures - 1))
-        # Full jitter keeps many keys from retrying in lockstep.
-        wait = max(at_least_s, random.uniform(ceiling / 2, ceiling))  # noqa: S311  # nosec B311
+        wait = max(at_least_s, self.policy.wait(self.failures - 1))
         self.not_before = (time.monotonic() if now is None else now) + wait
         return wait
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from rotator.core.backoff import BackoffPolicy
 from rotator.domain.model import Delivery
 from rotator.errors import SinkError, VaultError
 from rotator.logs import REDACTOR, get_logger
@@ -18,17 +19,16 @@ LEASE_LOST = "the lease was lost to another instance"
 @dataclass(frozen=True)
 class Retry:
     attempts: int
-    first_wait_s: float
+    policy: BackoffPolicy
     sleep: Callable[[float], Awaitable[None]]
 
 
 async def deliver_retrying(sink: Sink, delivery: Delivery, retry: Retry) -> str:
     """'' when the sink took it, else the last error (secret-free)."""
-    wait, error = retry.first_wait_s, ""
+    error = ""
     for attempt in range(retry.attempts):
         if attempt:
-            await retry.sleep(wait)
-            wait *= 2
+            await retry.sleep(retry.policy.wait(attempt - 1))
         try:
             await sink.deliver(delivery)
             return ""

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from rotator.adapters.metrics.registry import Metrics
 from rotator.config import Settings
+from rotator.core.backoff import BackoffPolicy
 from rotator.core.delivery import LEASE_LOST, Retry, deliver_all, unexpected
 from rotator.core.lease import RotationLease, orphaned
 from rotator.domain.choice import LEASE_SKEW, choose_target, leased_by_other, stale_lease
@@ -80,6 +81,14 @@ def _secret_problem(version: int, field: str, reason: str) -> str:
     )
 
 
+def retry_policy(settings: Settings) -> BackoffPolicy:
+    """``rotation.retry_backoff`` doubling up to ``rotation.max_backoff``."""
+    rotation = settings.rotation
+    return BackoffPolicy(
+        rotation.retry_backoff.total_seconds(), rotation.max_backoff.total_seconds()
+    )
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -102,9 +111,7 @@ class Rotator:
         self.metrics = metrics
         self.owner = owner
         self.clock = clock
-        self._retry = Retry(
-            settings.rotation.sink_attempts, settings.rotation.retry_backoff.total_seconds(), sleep
-        )
+        self._retry = Retry(settings.rotation.sink_attempts, retry_policy(settings), sleep)
         self.in_delivery: dict[str, int] = {}
         """Key name -> the version being delivered now: what a stop cut short, if it must."""
 

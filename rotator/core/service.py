@@ -17,8 +17,8 @@ from typing import Any
 
 from rotator.adapters.metrics.registry import Metrics
 from rotator.config import Settings
-from rotator.core.backoff import Backoff
-from rotator.core.rotation import ManagedKey, RotationResult, Rotator
+from rotator.core.backoff import Backoff, BackoffPolicy
+from rotator.core.rotation import ManagedKey, RotationResult, Rotator, retry_policy
 from rotator.domain.choice import choose_target
 from rotator.domain.expiry import Band, Expiry, band, compute_expiry
 from rotator.domain.keyview import KeyView
@@ -95,15 +95,12 @@ class KeyService:
         self._keys: dict[str, _Tracked] = {}
         self._removals: set[asyncio.Task[None]] = set()
         poll_s = settings.schedule.poll_interval.total_seconds()
-        self._vault_backoff = Backoff(min(1.0, poll_s), max(2 * poll_s, 10.0))
+        self._vault_backoff = Backoff(BackoffPolicy(min(1.0, poll_s), max(2 * poll_s, 10.0)))
 
     # --- the set of keys -----------------------------------------------------------------
 
     def add(self, key: ManagedKey) -> None:
-        backoff = Backoff(
-            self.settings.rotation.retry_backoff.total_seconds(),
-            self.settings.rotation.max_backoff.total_seconds(),
-        )
+        backoff = Backoff(retry_policy(self.settings))
         self._keys[key.name] = _Tracked(key, KeyView(key.name), asyncio.Lock(), backoff)
         self.metrics.add_key(key.name)
         self.metrics.keys_managed.set(len(self._keys))

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from rotator.adapters.notify.base import Channel, NotifyError, Reminder
 from rotator.config.expiry import ExpirySettings
 from rotator.config.intake import NotifySettings
-from rotator.core.backoff import Backoff
+from rotator.core.backoff import Backoff, BackoffPolicy
 from rotator.errors import CasConflict, RotatorError
 from rotator.intake.metrics import IntakeMetrics
 from rotator.intake.service import IntakeService, Keys, Store
@@ -166,6 +166,8 @@ class Reminders:
         log.warning("reminder.not_recorded", key=name, reason="the key's state kept changing")
 
     def _new_backoff(self) -> Backoff:
-        return Backoff(
-            self.notify.retry_backoff.total_seconds(), self.notify.max_backoff.total_seconds()
+        notify = self.notify
+        policy = BackoffPolicy(
+            notify.retry_backoff.total_seconds(), notify.max_backoff.total_seconds()
         )
+        return Backoff(policy)

@@ -8,6 +8,7 @@ import pytest
 
 from rotator.adapters.metrics.registry import Metrics
 from rotator.config import parse_settings
+from rotator.core.backoff import Backoff, BackoffPolicy
 from rotator.core.rotation import ManagedKey
 from rotator.core.service import KeyService
 from rotator.domain.model import Status
@@ -100,3 +101,19 @@ async def test_removed_key_loses_its_series() -> None:
     assert _sample(metrics, "mistral_key_valid", key="x") is None
     assert _sample(metrics, "mistral_key_status", key="x", status="valid") is None
     assert _sample(metrics, "rotator_keys_managed") == 0
+
+
+def test_the_backoff_policy_is_exponential_with_equal_jitter() -> None:
+    policy = BackoffPolicy(base_s=1.0, cap_s=5.0)
+    assert [policy.ceiling(n) for n in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert policy.ceiling(10_000) == 5.0
+    for n in range(5):
+        waits = [policy.wait(n) for _ in range(200)]
+        assert all(policy.ceiling(n) / 2 <= w <= policy.ceiling(n) for w in waits)
+    tracker = Backoff(policy)
+    assert 0.5 <= tracker.failed(now=0.0) <= 1.0
+    assert 1.0 <= tracker.failed(now=0.0) <= 2.0
+    assert tracker.failed(at_least_s=30.0, now=0.0) == 30.0
+    assert not tracker.ready(now=29.0)
+    tracker.succeeded()
+    assert tracker.ready(now=0.0)

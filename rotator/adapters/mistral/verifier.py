@@ -12,7 +12,6 @@ import asyncio
 import email.utils
 import json
 import math
-import random
 import re
 import ssl
 import time
@@ -27,6 +26,7 @@ import httpx
 from rotator import __version__
 from rotator.adapters.metrics.registry import Metrics
 from rotator.config.mistral import MistralSettings
+from rotator.core.backoff import BackoffPolicy
 from rotator.domain.model import Status, Verification, fingerprint
 from rotator.errors import ConfigError
 from rotator.logs import REDACTOR, get_logger
@@ -175,9 +175,8 @@ class MistralVerifier:
         self._settings = settings
         self._metrics = metrics
         self._url = settings.base_url.rstrip("/") + "/v1/models"
-        self._backoff = (backoff_base, backoff_cap)
+        self._backoff = BackoffPolicy(backoff_base, backoff_cap)
         self._max_retry_wait = max_retry_wait
-        self._jitter = random.Random()  # noqa: S311 - jitter, not secrecy  # nosec B311
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._pacer = RequestPacer(settings.max_requests_per_second)
         self._paused_until = 0.0
@@ -241,11 +240,7 @@ class MistralVerifier:
             return None
         if outcome.retry_after_s is not None:
             return outcome.retry_after_s if outcome.retry_after_s <= self._max_retry_wait else None
-        return self._backoff_delay(attempt)
-
-    def _backoff_delay(self, attempt: int) -> float:
-        base, cap = self._backoff
-        return self._jitter.uniform(0, min(cap, base * 2**attempt))
+        return self._backoff.wait(attempt)
 
     async def _attempt(self, api_key: str, attempt: int) -> Verification:
         async with self._slots:
@@ -281,7 +276,7 @@ class MistralVerifier:
             return
         wait = outcome.retry_after_s
         if wait is None:
-            wait = self._backoff_delay(attempt)
+            wait = self._backoff.wait(attempt)
         until = time.monotonic() + min(wait, MAX_PAUSE_S)
         self._paused_until = max(self._paused_until, until)
 
