@@ -165,17 +165,24 @@ async def test_retries_are_bounded(mistral: MistralStandIn, make_verifier: MakeV
 
 
 async def test_backoff_grows_between_retries(
-    mistral: MistralStandIn, make_verifier: MakeVerifier
+    mistral: MistralStandIn,
+    make_verifier: MakeVerifier,
+    captured_log: Callable[[], list[dict[str, Any]]],
 ) -> None:
     key = keyed(mistral, "unavailable")
     verifier = make_verifier(settings(mistral.url, retries=3), backoff_base=0.1, backoff_cap=0.15)
     result = await verifier.verify(key)
     assert result.status is Status.UNREACHABLE
     times = [r.at for r in mistral.requests]
-    # Equal jitter: each wait lies between c/2 and c, c = min(cap, base * 2**attempt) (0.1,
-    # then 0.15), so never less than 0.05; the 0.1 on top is for request latency under load.
-    assert all(0.05 <= b - a <= 0.15 + 0.1 for a, b in itertools.pairwise(times))
     assert len(times) == 4
+    # Equal jitter: the wait after attempt n lies between c/2 and c, c = min(cap, base * 2**n)
+    # (0.1, then 0.15). Two arrivals at the stand-in are further apart by the answer to the
+    # first and the sending of the second: at most the two requests' measured durations.
+    took = [e["duration_ms"] / 1000 for e in captured_log() if e["event"] == "mistral.request"]
+    for (first, second), ceiling, before, after in zip(
+        itertools.pairwise(times), (0.1, 0.15, 0.15), took[:-1], took[1:], strict=True
+    ):
+        assert ceiling / 2 <= second - first <= ceiling + before + after + 0.05
 
 
 async def test_short_retry_after_is_waited(
