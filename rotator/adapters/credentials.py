@@ -13,7 +13,8 @@ import stat
 import threading
 from pathlib import Path
 
-from rotator.logs import get_logger
+from rotator.logs import REDACTOR, get_logger
+from rotator.secretfile import read_secret_file
 
 log = get_logger(__name__)
 
@@ -45,3 +46,19 @@ def warn_if_exposed(path: Path, mode: int, *, event: str, what: str) -> bool:
         "other users could read or replace it",
     )
     return True
+
+
+def read_credentials_file(path: Path, *, what: str, exposed_event: str) -> str:
+    """A file of the daemon's own credentials, read by the one reader
+    (:func:`rotator.secretfile.read_secret_file`); warned about once if too open
+    (``exposed_event``); its content registered with the log scrubber.
+
+    Raises SecretFileError.
+    """
+
+    def check(file: Path, mode: int) -> None:
+        warn_if_exposed(file, mode, event=exposed_event, what=what)
+
+    value = read_secret_file(path, check_mode=check)
+    REDACTOR.add(value)
+    return value

@@ -16,12 +16,13 @@ from pathlib import Path
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from rotator.adapters.credentials import warn_if_exposed
+from rotator.adapters.credentials import read_credentials_file
 from rotator.admin import TOKEN_ENV
 from rotator.config.server import ServerSettings
 from rotator.errors import ConfigError
 from rotator.listen import split_listen
 from rotator.logs import REDACTOR, get_logger
+from rotator.secretfile import SecretFileError
 
 log = get_logger(__name__)
 
@@ -72,15 +73,14 @@ def load_token(server: ServerSettings, env: Mapping[str, str] | None = None) -> 
 
 def _read_token_file(path: Path) -> str:
     try:
-        mode = path.stat().st_mode
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError([f"server.admin_token_file: cannot read {path} ({reason})"]) from None
-    if not token:
-        raise ConfigError([f"server.admin_token_file: {path} is empty"])
-    warn_if_exposed(path, mode, event="admin.token_file_readable", what="admin token")
-    return token
+        return read_credentials_file(
+            path, what="admin token", exposed_event="admin.token_file_readable"
+        )
+    except SecretFileError as exc:
+        if exc.reason is None:
+            raise ConfigError([f"server.admin_token_file: {path} is empty"]) from None
+        problem = f"server.admin_token_file: cannot read {path} ({exc.reason})"
+        raise ConfigError([problem]) from None
 
 
 _bearer = HTTPBearer(auto_error=False, description="The admin token (`server.admin_token_file`).")

@@ -18,6 +18,7 @@ import httpx
 from rotator.admin import TOKEN_ENV
 from rotator.domain.model import KEY_NAME, Outcome
 from rotator.errors import EXIT_PROBLEM, EXIT_USAGE, RotatorError
+from rotator.secretfile import SecretFileError, read_secret_file
 from rotator.web.client import client_context, tls_failure
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -37,13 +38,12 @@ def read_token(token_file: Path | None) -> str | None:
     if token_file is None:
         return os.environ.get(TOKEN_ENV, "").strip() or None
     try:
-        token = token_file.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise DaemonError(f"cannot read --token-file {token_file} ({reason})", EXIT_USAGE) from None
-    if not token:
-        raise DaemonError(f"--token-file {token_file} is empty", EXIT_USAGE)
-    return token
+        return read_secret_file(token_file)
+    except SecretFileError as exc:
+        if exc.reason is None:
+            raise DaemonError(f"--token-file {token_file} is empty", EXIT_USAGE) from None
+        message = f"cannot read --token-file {token_file} ({exc.reason})"
+        raise DaemonError(message, EXIT_USAGE) from None
 
 
 def key_segment(name: str) -> str:

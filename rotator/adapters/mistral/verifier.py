@@ -13,22 +13,20 @@ import email.utils
 import json
 import math
 import re
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from types import TracebackType
 
 import httpx
 
 from rotator import __version__
 from rotator.adapters.metrics.registry import Metrics
+from rotator.adapters.tls import client_tls
 from rotator.config.mistral import MistralSettings
 from rotator.core.backoff import BackoffPolicy
 from rotator.domain.model import Status, Verification, fingerprint
-from rotator.errors import ConfigError
 from rotator.logs import REDACTOR, get_logger
 
 log = get_logger(__name__)
@@ -185,7 +183,7 @@ class MistralVerifier:
         # 32 connections was most of a sweep's CPU. Each request takes the least busy pool.
         shards = math.ceil(settings.max_concurrency / POOL_SIZE)
         n = math.ceil(settings.max_concurrency / shards)
-        tls = _tls(settings.ca_cert)
+        tls = client_tls(settings.ca_cert, where="mistral")
         if tls is True:  # one context for every pool: loading the CA bundle takes a while
             tls = httpx.create_ssl_context()
         self._clients = [
@@ -350,12 +348,3 @@ def _transport_detail(exc: Exception, api_key: str) -> str:
     text = " ".join(str(exc).split()).replace(api_key, "[REDACTED]")
     text = REDACTOR.scrub(text)[:DETAIL_CHARS]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _tls(ca_cert: Path | None) -> ssl.SSLContext | bool:
-    if ca_cert is None:
-        return True
-    try:
-        return ssl.create_default_context(cafile=str(ca_cert))
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError([f"mistral.ca_cert: cannot load {ca_cert}: {exc}"]) from None

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from pathlib import Path
 
 import httpx
 
 from rotator.adapters.metrics.registry import Metrics
 from rotator.adapters.sinks.base import BaseSink, scrub
 from rotator.adapters.sinks.templates import register_references, render_body, resolve_header
+from rotator.adapters.tls import client_tls
 from rotator.config.common import check_plain_http
 from rotator.config.sinks import HttpSinkSettings
 from rotator.domain.model import Delivery
@@ -29,7 +29,7 @@ class HttpSink(BaseSink):
         self.spec = spec
         self._id = f"http:{spec.method.upper()} {safe_url(spec.url)}"
         check_url(spec.url, spec.allow_insecure, where=self._id)
-        self._verify = tls_verify(spec.ca_cert, where=self._id)
+        self._verify = client_tls(spec.ca_cert, where=self._id)
         register_references(spec.headers.values())
         self._client: httpx.AsyncClient | None = None
 
@@ -117,17 +117,6 @@ def check_url(url: str, allow_insecure: bool, *, where: str) -> None:
         check_plain_http(url, allow_insecure)
     except ValueError as exc:
         raise ConfigError([f"{where}: {exc}"]) from None
-
-
-def tls_verify(ca_cert: Path | None, *, where: str) -> ssl.SSLContext | bool:
-    """Verify TLS always; against ``ca_cert`` when given, else the system's CAs."""
-    if ca_cert is None:
-        return True
-    try:
-        return ssl.create_default_context(cafile=str(ca_cert))
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ConfigError([f"{where}: ca_cert {ca_cert} is unusable ({reason})"]) from None
 
 
 def safe_url(url: str) -> str:

@@ -19,9 +19,9 @@ from rotator.adapters.sinks.http import (
     raise_for_answer,
     safe_url,
     send,
-    tls_verify,
 )
 from rotator.adapters.sinks.templates import register_references, resolve_header
+from rotator.adapters.tls import client_tls
 from rotator.config.sinks import CommandReload, HttpReload, Reload, SignalReload, signal_number
 from rotator.domain.model import Delivery
 from rotator.errors import ConfigError, SinkError
@@ -81,7 +81,7 @@ class HttpReloadAction(ReloadAction):
         self.spec = spec
         self.what = f"reload {spec.method.upper()} {safe_url(spec.url)}"
         check_url(spec.url, spec.allow_insecure, where=f"{where} reload")
-        self._verify = tls_verify(spec.ca_cert, where=f"{where} reload")
+        self._verify = client_tls(spec.ca_cert, where=f"{where} reload")
         register_references(spec.headers.values())
         self._client: httpx.AsyncClient | None = None
 

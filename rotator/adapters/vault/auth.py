@@ -17,11 +17,12 @@ from typing import Any
 import hvac
 from hvac import exceptions as hvac_exc
 
-from rotator.adapters.credentials import warn_if_exposed
+from rotator.adapters.credentials import read_credentials_file
 from rotator.adapters.metrics.registry import Metrics
 from rotator.config.vault import AppRoleAuth, KubernetesAuth, TokenAuth, VaultAuth
 from rotator.errors import VaultError, VaultPermissionDenied
 from rotator.logs import REDACTOR, get_logger
+from rotator.secretfile import SecretFileError
 
 log = get_logger(__name__)
 
@@ -36,16 +37,13 @@ class CredentialsError(VaultError):
 def read_credential(path: Path, what: str) -> str:
     """The stripped content of a credentials file; warns once if it is too open."""
     try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CredentialsError(f"cannot read {what} {path}: {exc.strerror}") from None
-    warn_if_exposed(path, mode, event="vault.credentials_file_readable", what=what)
-    value = text.strip()
-    if not value:
-        raise CredentialsError(f"{what} {path} is empty")
-    REDACTOR.add(value)
-    return value
+        return read_credentials_file(
+            path, what=what, exposed_event="vault.credentials_file_readable"
+        )
+    except SecretFileError as exc:
+        if exc.reason is None:
+            raise CredentialsError(f"{what} {path} is empty") from None
+        raise CredentialsError(f"cannot read {what} {path}: {exc.reason}") from None
 
 
 @dataclass(frozen=True)
