@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -16,6 +16,7 @@ from rotator.admin.auth import require_token
 from rotator.admin.models import Accepted, Problem
 from rotator.admin.operations import run_operation
 from rotator.admin.state import state_of
+from rotator.core.minting import MintOutcome
 from rotator.domain.orgkeys import AdminApiError
 
 router = APIRouter(prefix="/api/v1", tags=["mistral-admin"], dependencies=[Depends(require_token)])
@@ -38,7 +39,7 @@ _NOT_CONFIGURED: Responses = {
 class MintOut(BaseModel):
     """The outcome of a mint."""
 
-    result: Literal["rotated", "failed", "contended", "noop", "postponed"] = Field(
+    result: MintOutcome = Field(
         description="rotated: a new key was created, verified, stored and is active in every "
         "sink; failed: see reason (nothing half-done is left in Mistral); contended: another "
         "instance is minting this key; noop: nothing to do."

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from rotator.domain.model import Outcome, Status
+from rotator.domain.model import RotationOutcome, Status
 
 MAX_VERSION = 2**31 - 1
 
@@ -76,7 +76,7 @@ class RotateRequest(BaseModel):
 class RotationOut(BaseModel):
     """The outcome of a rotate or a rollback."""
 
-    result: Outcome = Field(
+    result: RotationOutcome = Field(
         description="rotated / rolled_back: that version is now active in every sink; "
         "noop: nothing to do, or the active key re-delivered (force), reason says which; "
         "rejected: Mistral refused the candidate, which was not delivered; "

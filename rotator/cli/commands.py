@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 from rotator import __version__
-from rotator.domain.model import KEY_NAME
+from rotator.domain.model import KEY_NAME, Outcome
 from rotator.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, ConfigError, RotatorError
 
 if TYPE_CHECKING:
@@ -446,14 +446,14 @@ def mint(
         sys.exit(EXIT_PROBLEM)
     if as_json:
         click.echo(json.dumps(answer, indent=2))
-    elif answer.get("result") == "rotated":
+    elif answer.get("result") == Outcome.ROTATED:
         click.echo(
             f"{name}: minted and active as version {answer.get('version')} "
             f"(Mistral key_id {answer.get('mistral_key_id')})"
         )
     else:
         click.echo(f"{name}: {answer.get('result')}: {answer.get('reason') or ''}".rstrip(": "))
-    sys.exit(EXIT_OK if answer.get("result") == "rotated" else EXIT_PROBLEM)
+    sys.exit(EXIT_OK if answer.get("result") == Outcome.ROTATED else EXIT_PROBLEM)
 
 
 @cli.command()

@@ -20,6 +20,7 @@ from rotator.core.backoff import Backoff, BackoffPolicy
 from rotator.core.inventory import Inventory, reconcile
 from rotator.core.minting import Minter, MintResult, MintTarget, mint_due
 from rotator.core.service import KeyBusy, KeyService, UnknownKey
+from rotator.domain.model import Outcome
 from rotator.domain.orgkeys import AdminApi, AdminApiError
 from rotator.errors import RotatorError, SecretNotFound, VaultError
 from rotator.logs import get_logger
@@ -151,7 +152,7 @@ class AdminKeys:
         state, _ = await self.minter.store.read_state(name)
         if state.mint_intent is not None:
             recovered = await self.minter.recover(target)
-            acted = recovered.result != "contended"
+            acted = recovered.result is not Outcome.CONTENDED
         backoff = self._backoff.setdefault(name, Backoff(BackoffPolicy(self._retry_base_s, 3600.0)))
         view = self.service.view(name)
         expiry = self.service.expiry(name)
@@ -164,11 +165,11 @@ class AdminKeys:
         )
         if due and backoff.ready():
             result = await self.minter.mint(target, replacing=view.active_version)
-            acted = acted or result.result in ("rotated", "failed")
-            if result.result == "failed":
+            acted = acted or result.result in (Outcome.ROTATED, Outcome.FAILED)
+            if result.result is Outcome.FAILED:
                 wait = backoff.failed()
                 log.info("key.mint_retry_scheduled", key=name, in_s=round(wait, 1))
-            elif result.result == "rotated":
+            elif result.result is Outcome.ROTATED:
                 backoff.succeeded()
         return await self.minter.retire(target) is not None or acted
 

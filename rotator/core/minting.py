@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from rotator.config.admin import MintSettings
-from rotator.domain.model import KeyState, SecretVersion, Status
+from rotator.domain.model import KeyState, Outcome, SecretVersion, Status
 from rotator.domain.orgkeys import (
     AdminApi,
     AdminApiError,
@@ -37,7 +37,9 @@ from rotator.ports import SecretStore, Verifier
 
 log = get_logger(__name__)
 
-MintOutcome = Literal["rotated", "failed", "contended", "noop", "postponed"]
+MintOutcome = Literal[
+    Outcome.ROTATED, Outcome.FAILED, Outcome.CONTENDED, Outcome.NOOP, Outcome.POSTPONED
+]
 TAG_HEX = 8
 VERIFY_STEPS_S = (0.25, 0.5, 1.0, 2.0, 5.0)
 """Waits between tries of a new key during its warm-up: quick at first (it is often ready
@@ -113,7 +115,7 @@ def revoke_due(state: KeyState, revoke_after: timedelta | None, now: datetime) -
     """Whether the previous key should now be deleted in Mistral."""
     if revoke_after is None or state.previous_version is None or state.activated_at is None:
         return False
-    if state.last_result == "rolled_back":
+    if state.last_result == Outcome.ROLLED_BACK:
         return False  # ops went back: both keys stay until a person decides
     if state.revoked_version == state.previous_version:
         return False
@@ -172,18 +174,18 @@ class Minter:
         state, cas = await self.store.read_state(target.name)
         if state.mint_intent is not None:
             if self._held_by_other(state):
-                return MintResult("contended", "another instance is minting this key")
+                return MintResult(Outcome.CONTENDED, "another instance is minting this key")
             recovered = await self.recover(target)
-            if recovered.result != "noop":
+            if recovered.result is not Outcome.NOOP:
                 return recovered
             state, cas = await self.store.read_state(target.name)
         if replacing is not None and state.active_version != replacing:
-            return MintResult("noop", f"version {replacing} was already replaced")
+            return MintResult(Outcome.NOOP, f"version {replacing} was already replaced")
         intent = self.new_intent()
         try:
             cas = await self.store.write_state(target.name, self._intent(state, intent), cas)
         except CasConflict:
-            return MintResult("contended", "another instance acted first")
+            return MintResult(Outcome.CONTENDED, "another instance acted first")
         return await self._mint(target, intent, cas)
 
     async def _mint(self, target: MintTarget, intent: str, cas: int) -> MintResult:
@@ -224,8 +226,10 @@ class Minter:
         )
         rotation = await self.rotate(name, version)
         await self._clear_intent(name, intent)
-        outcome: MintOutcome = "rotated" if rotation.result == "rotated" else "failed"
-        if outcome == "failed":
+        outcome: MintOutcome = (
+            Outcome.ROTATED if rotation.result is Outcome.ROTATED else Outcome.FAILED
+        )
+        if outcome is Outcome.FAILED:
             # The key is in Vault: the poll delivers it once the sinks take it. Not an orphan.
             log.error("key.mint_failed", key=name, step="rotate", reason=rotation.reason)
         return MintResult(outcome, rotation.reason, version, record.key_id)
@@ -262,9 +266,9 @@ class Minter:
         state, _ = await self.store.read_state(target.name)
         intent = state.mint_intent
         if intent is None:
-            return MintResult("noop")
+            return MintResult(Outcome.NOOP)
         if self._held_by_other(state):
-            return MintResult("contended", "another instance is minting this key")
+            return MintResult(Outcome.CONTENDED, "another instance is minting this key")
         stored = await self._stored_ids(target)
         try:
             tagged = [r for r in await self.admin.list_keys() if r.name.endswith(tag(intent))]
@@ -272,7 +276,7 @@ class Minter:
             return self._failed(target, "recover", str(exc))
         kept = [r for r in tagged if r.key_id in stored]
         if not await self._delete_tagged(target, intent, keep=stored, records=tagged):
-            return MintResult("failed", "could not delete the unfinished mint's key")
+            return MintResult(Outcome.FAILED, "could not delete the unfinished mint's key")
         if kept:
             # The crash came after the Vault write: the key is held, the mint is finished.
             version = stored[kept[0].key_id]
@@ -280,11 +284,11 @@ class Minter:
             await self._clear_intent(target.name, intent)
             log.info("key.mint_resumed", key=target.name, version=version, result=rotation.result)
             # "noop" (already active) is done too; a failed delivery is retried by the poll.
-            failed = rotation.result in ("failed", "rejected", "postponed")
-            outcome: MintOutcome = "failed" if failed else "rotated"
+            failed = rotation.result in (Outcome.FAILED, Outcome.REJECTED, Outcome.POSTPONED)
+            outcome: MintOutcome = Outcome.FAILED if failed else Outcome.ROTATED
             return MintResult(outcome, rotation.reason, version, kept[0].key_id)
         await self._clear_intent(target.name, intent)
-        return MintResult("noop", "the unfinished mint was undone")
+        return MintResult(Outcome.NOOP, "the unfinished mint was undone")
 
     async def _stored_ids(self, target: MintTarget) -> dict[str, int]:
         """``mistral_key_id`` -> version, over every live version in Vault."""
@@ -453,6 +457,6 @@ class Minter:
                 continue
 
     def _failed(self, target: MintTarget, step: str, reason: str) -> MintResult:
-        self.metrics.mint(target.name, "failed")
+        self.metrics.mint(target.name, Outcome.FAILED)
         log.error("key.mint_failed", key=target.name, step=step, reason=reason)
-        return MintResult("failed", f"{step}: {reason}")
+        return MintResult(Outcome.FAILED, f"{step}: {reason}")

@@ -26,7 +26,14 @@ from rotator.core.delivery import LEASE_LOST, Retry, deliver_all, unexpected
 from rotator.core.lease import RotationLease, orphaned
 from rotator.domain.choice import LEASE_SKEW, choose_target, leased_by_other, stale_lease
 from rotator.domain.expiry import compute_expiry
-from rotator.domain.model import Delivery, KeyState, Outcome, SecretVersion, Status
+from rotator.domain.model import (
+    Delivery,
+    KeyState,
+    Outcome,
+    RotationOutcome,
+    SecretVersion,
+    Status,
+)
 from rotator.errors import (
     BadSecret,
     CasConflict,
@@ -50,7 +57,7 @@ class ManagedKey:
 
 @dataclass(frozen=True)
 class RotationResult:
-    result: Outcome
+    result: RotationOutcome
     active_version: int | None
     reason: str = ""
     version: int | None = None
@@ -308,7 +315,7 @@ class Rotator:
         state: KeyState,
         cas: int,
         target: int,
-        outcome: Outcome,
+        outcome: RotationOutcome,
         *,
         explicit: bool = False,
     ) -> RotationResult:

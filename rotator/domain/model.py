@@ -6,6 +6,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 KEY_NAME = re.compile(r"^[a-z0-9-]{1,63}$")
 """A key's name: configured, discovered, or typed on the command line."""
@@ -50,6 +51,19 @@ class Outcome(enum.StrEnum):
     REJECTED = "rejected"
     FAILED = "failed"
     POSTPONED = "postponed"
+    CONTENDED = "contended"
+    """Another instance holds the key's lease (minting): nothing was decided here."""
+
+
+RotationOutcome = Literal[
+    Outcome.ROTATED,
+    Outcome.ROLLED_BACK,
+    Outcome.NOOP,
+    Outcome.REJECTED,
+    Outcome.FAILED,
+    Outcome.POSTPONED,
+]
+"""What a rotate or a rollback can come to (a contended one is a noop, ``contended=True``)."""
 
 
 def fingerprint(api_key: str) -> str:

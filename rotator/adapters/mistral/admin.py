@@ -26,6 +26,7 @@ import httpx
 
 from rotator import __version__
 from rotator.adapters.mistral.verifier import RequestPacer, parse_retry_after, summarize
+from rotator.adapters.tls import client_tls
 from rotator.config.admin import AdminApiSettings
 from rotator.domain.orgkeys import (
     AdminAuthError,
@@ -75,7 +76,7 @@ class MistralAdminClient:
         )
         self._client = httpx.AsyncClient(
             timeout=settings.timeout_seconds,
-            verify=_tls(settings),
+            verify=client_tls(settings.ca_cert, where="mistral.admin"),
             follow_redirects=False,  # a redirect would carry the admin key elsewhere
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
             headers={
@@ -308,11 +309,3 @@ def _path_id(key_id: str) -> str:
     if not key_id or any(not (c.isalnum() or c in "-_") for c in key_id):
         raise AdminRefused("delete", "key_id is not a plain identifier")
     return key_id
-
-
-def _tls(settings: AdminApiSettings) -> Any:
-    if settings.ca_cert is None:
-        return True
-    import ssl
-
-    return ssl.create_default_context(cafile=str(settings.ca_cert))
