@@ -1,12 +1,12 @@
 """The intake page in a real browser (Debian's Chromium through Playwright), per language.
 
-Every outcome is checked in every language; the screenshots show every outcome in English
-and the form, two refusals, the accepted and the 410 page in German and Italian.
-
 A customer opens the link, is told in their language why a key is refused (Vault untouched,
-the link still works), hands over a good key (it is live: the file sink holds it, the link is
-spent), and opening the link again shows the 410 page. Each page is saved as a screenshot
-(docs/img/ with ROTATOR_UPDATE_SCREENSHOTS=1).
+the link still works), sends a tampered form (403) and one over 8 KiB (413) without losing
+an attempt, uses up the link's last attempt (410 saying why), hands over a good key while a
+sink refuses it (stored, not live yet), then one that goes live (the sinks hold it, the link
+is spent), and opening the link again shows the 410 page. Every page of tests/intake_pages.py
+is saved as a screenshot in every language (into docs/img/ with
+ROTATOR_UPDATE_SCREENSHOTS=1; tests/unit/test_intake_screenshots.py checks they are there).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 from rotator.demo.standin import MistralStandIn
 from tests.fixtures.daemon import KeyKit, sink_file
 from tests.fixtures.openbao import OpenBaoServer
+from tests.fixtures.receiver import Receiver
 from tests.intake_helpers import (
     browser,  # noqa: F401  (the module's one Chromium)
     intake_daemon,
@@ -28,6 +29,7 @@ from tests.intake_helpers import (
     shots,  # noqa: F401
     vault_versions,
 )
+from tests.intake_pages import PAGES, IntakePage
 
 NAME = "acme"
 LOCALES = {"en": "en-GB", "de": "de-DE", "it": "it-IT"}
@@ -44,6 +46,9 @@ EXPECT = {
         "busy": "try again in a minute",
         "accepted": "is live now",
         "gone": "This link is no longer valid",
+        "stored": "was checked with Mistral and stored",
+        "forbidden": "not sent from this page",
+        "too_large": "more than a key",
     },
     "de": {
         "title": "Neuer Mistral-API-Schlüssel für ACME Live Agent",
@@ -56,6 +61,9 @@ EXPECT = {
         "busy": "in einer Minute erneut",
         "accepted": "ist jetzt aktiv",
         "gone": "Dieser Link ist nicht mehr gültig",
+        "stored": "geprüft und gespeichert",
+        "forbidden": "nicht von dieser Seite gesendet",
+        "too_large": "mehr als einen Schlüssel",
     },
     "it": {
         "title": "Nuova chiave API Mistral per ACME Live Agent",
@@ -68,19 +76,41 @@ EXPECT = {
         "busy": "Riprova tra un minuto",
         "accepted": "attiva ora",
         "gone": "Questo link non è più valido",
+        "stored": "verificata con Mistral e salvata",
+        "forbidden": "non è stato inviato da questa pagina",
+        "too_large": "più di una chiave",
     },
 }
 
 
-def _submit(page: Any, key: str, expires: str) -> Any:
-    page.fill("#api_key", key)
+PAGE = {page.id.split("-", 1)[1]: page for page in PAGES}
+MAX_FAILED = 7
+"""The six counted refusals leave one attempt: the seventh failure is the last-attempt page."""
+
+
+def _submit(page: Any, key: str, expires: str, *, typed: bool = True) -> int:
+    """Send the form; the answer's HTTP status. ``typed=False`` sets the key field from
+    script (no maxlength), as a tampered form would."""
+    if typed:
+        page.fill("#api_key", key)
+    else:
+        page.evaluate("value => { document.querySelector('#api_key').value = value }", key)
     # The date field's own limits would stop the browser from sending a wrong date: the
     # server's checks are what is tested, so the form is sent without the browser's.
     page.evaluate("document.querySelector('form').noValidate = true")
     page.fill("#expires_at", expires)
-    with page.expect_navigation():
+    with page.expect_navigation() as navigation:
         page.click("button[type=submit]")
-    return page
+    return int(navigation.value.status)
+
+
+def _behaves(mistral: MistralStandIn, kit: KeyKit, behaviour: str | None) -> str:
+    """A new key value the stand-in answers as ``behaviour``."""
+    key = new_value()
+    if behaviour:
+        mistral.set_key(key, behaviour)
+    kit.values.append(key)
+    return key
 
 
 @pytest.mark.parametrize("language", ["en", "de", "it"])
@@ -90,6 +120,7 @@ def test_owner_hands_over_a_key_in_their_language(
     shots: Path,  # noqa: F811
     openbao: OpenBaoServer,
     mistral: MistralStandIn,
+    receiver: Receiver,
     kv_prefix: str,
     tmp_path: Path,
 ) -> None:
@@ -102,14 +133,26 @@ def test_owner_hands_over_a_key_in_their_language(
         kit,
         NAME,
         owner={"email": "it@acme.example", "language": language},
-        intake={"max_failed_attempts": 10},
+        intake={"max_failed_attempts": MAX_FAILED},
     )
+    # A second sink that the test can make refuse: the key is stored but not live.
+    daemon.config["keys"][0]["sinks"].append({"type": "http", "url": receiver.url})
+    saved: list[str] = []
+
+    def screenshot(page: Any, shown: IntakePage, *, full: bool = False) -> None:
+        save(page, shots, f"intake-{language}-{shown.id}", full=full)
+        saved.append(shown.id)
+
     daemon.start()
     try:
         daemon.wait_checked([NAME])
-        made = daemon.cli("intake", NAME)
-        assert made.returncode == 0, made.stderr
-        url = made.stdout.strip()
+
+        def new_link() -> str:
+            made = daemon.cli("intake", NAME)
+            assert made.returncode == 0, made.stderr
+            return made.stdout.strip()
+
+        url = new_link()
         words = EXPECT[language]
         path = kit.path(NAME)
         context = browser.new_context(
@@ -137,52 +180,81 @@ def test_owner_hands_over_a_key_in_their_language(
         page.set_viewport_size({"width": 320, "height": 640})
         assert page.evaluate("document.documentElement.scrollWidth") <= 320
         page.set_viewport_size({"width": 360, "height": 640})
-        save(page, shots, f"intake-{language}-1-form", full=True)
+        screenshot(page, PAGE["form"], full=True)
 
         refusals = [
-            (
-                "key_whitespace",
-                "sk" + new_value()[:10] + " " + new_value()[:10],
-                iso_date(300),
-                None,
-            ),
-            ("expiry_past", new_value(), iso_date(-2), "valid"),
-            ("expiry_beyond", new_value(), iso_date(400), "valid"),
-            ("invalid", new_value(), iso_date(300), "invalid"),
-            ("billing", new_value(), iso_date(300), "billing"),
-            ("plan", new_value(), iso_date(300), "forbidden"),
-            ("busy", new_value(), iso_date(300), "rate-limited:1"),
+            ("key_whitespace", "sk" + new_value()[:10] + " " + new_value()[:10], 300, None),
+            ("expiry_past", new_value(), -2, "valid"),
+            ("expiry_beyond", new_value(), 400, "valid"),
+            ("invalid", new_value(), 300, "invalid"),
+            ("billing", new_value(), 300, "billing"),
+            ("plan", new_value(), 300, "forbidden"),
+            ("busy", new_value(), 300, "rate-limited:1"),
         ]
-        for step, (outcome, key, expires, behaviour) in enumerate(refusals, start=2):
+        for outcome, key, days, behaviour in refusals:
             if behaviour:
                 mistral.set_key(key, behaviour)
             kit.values.append(key)
             page.goto(url)
-            _submit(page, key, expires)
+            shown = PAGE[outcome.replace("_", "-")]
+            status = _submit(page, key, iso_date(days))
+            assert status == shown.status, outcome
             assert words[outcome] in page.locator("main").inner_text(), page.content()
             assert vault_versions(openbao, path) == 1, f"{outcome} changed Vault"
-            if language == "en" or outcome in ("invalid", "billing"):
-                save(page, shots, f"intake-{language}-{step}-{outcome.replace('_', '-')}")
+            screenshot(page, shown)
 
-        good = new_value()
-        mistral.set_key(good, "valid")
-        kit.values.append(good)
+        # A form from elsewhere (the csrf value forged), and one over 8 KiB: refused before
+        # the key is looked at, so neither uses an attempt.
         page.goto(url)
-        _submit(page, good, iso_date(300))
+        page.evaluate("document.querySelector('input[name=csrf]').value = 'forged'")
+        assert _submit(page, _behaves(mistral, kit, "valid"), iso_date(300)) == 403
+        assert words["forbidden"] in page.locator("main").inner_text()
+        screenshot(page, PAGE["forbidden"])
+        page.goto(url)
+        assert _submit(page, "x" * 9000, iso_date(300), typed=False) == 413
+        assert words["too_large"] in page.locator("main").inner_text()
+        screenshot(page, PAGE["too-large"])
+
+        # Six counted refusals so far: the seventh is the link's last attempt.
+        page.goto(url)
+        assert _submit(page, _behaves(mistral, kit, "invalid"), iso_date(300)) == 410
+        said = page.locator("main").inner_text()
+        assert words["invalid"] in said and words["gone"] in said
+        screenshot(page, PAGE["last-attempt"])
+        assert page.goto(url).status == 410
+        assert vault_versions(openbao, path) == 1
+
+        # A good key while the second sink refuses: stored (version 2), not live.
+        receiver.respond(503)
+        page.goto(new_link())
+        stored = _behaves(mistral, kit, "valid")
+        assert _submit(page, stored, iso_date(300)) == 200
+        said = page.locator("main").inner_text()
+        assert words["stored"] in said and stored[-4:] in said
+        assert words["accepted"] not in said
+        screenshot(page, PAGE["stored"])
+        assert vault_versions(openbao, path) == 2
+
+        receiver.respond(204)
+        url = new_link()
+        page.goto(url)
+        good = _behaves(mistral, kit, "valid")
+        assert _submit(page, good, iso_date(300)) == 200
         assert words["accepted"] in page.locator("main").inner_text()
         assert good[-4:] in page.locator("main").inner_text()
-        save(page, shots, f"intake-{language}-9-accepted")
+        screenshot(page, PAGE["accepted"])
         assert sink_file(daemon, NAME).read_text().strip() == good
-        assert vault_versions(openbao, path) == 2
-        assert daemon.key(NAME)["active_version"] == 2
+        assert vault_versions(openbao, path) == 3
+        assert daemon.key(NAME)["active_version"] == 3
 
         gone = page.goto(url)
         assert gone.status == 410
         assert words["gone"] in page.locator("h1").inner_text()
-        save(page, shots, f"intake-{language}-10-gone")
+        screenshot(page, PAGE["gone"])
         context.close()
     finally:
         daemon.stop()
+    assert sorted(saved) == sorted(p.id for p in PAGES), "every page, once"
     output = daemon.output()
     assert url.rpartition("/")[2] not in output
     assert all(value not in output for value in kit.values)
