@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from rotator.adapters.notify.base import Channel, NotifyError, Reminder
+from rotator.adapters.notify.base import Channel, NotifyError, Reminder, reminder_id
 from rotator.config.expiry import ExpirySettings
 from rotator.config.intake import NotifySettings
 from rotator.core.backoff import Backoff, BackoffPolicy
@@ -123,6 +123,7 @@ class Reminders:
             link_expires_at=link_expires,
             email=owner.email,
             language=owner.language or "en",
+            id=reminder_id(name, view.active_version, due[-1]),
         )
         done = [c.name for c in channels if c.applies(reminder) and await self._send(c, reminder)]
         failed = any(c.applies(reminder) and c.name not in done for c in channels)

@@ -1,5 +1,6 @@
 """Reminder thresholds over time: one at 25 days, none again (also after a restart), a
-second, critical one at 6 days; a failing mail server is counted and retried.
+second, critical one at 6 days; a failing mail server is counted and retried; a resend
+after a crash between send and record carries the same Message-ID and webhook ``id``.
 
 The reminder loop runs in-process against the real OpenBao (the record lives in the key's
 state there) and a real SMTP server, with a clock the test moves: a daemon cannot be made
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from rotator.intake.metrics import IntakeMetrics
 from rotator.intake.reminders import Reminders
 from rotator.intake.service import IntakeService
 from tests.fixtures.receiver import Receiver
-from tests.intake_helpers import MailServer, mail_server  # noqa: F401
+from tests.intake_helpers import MailServer, link_in, mail_server  # noqa: F401
 
 NAME = "clinic"
 EXPIRES = datetime(2027, 3, 1, tzinfo=UTC)
@@ -238,3 +239,29 @@ async def test_webhook_reminder_carries_the_link_and_failures_count(
     assert body["url"].startswith("https://keys.example/intake/clinic.")
     assert body["language"] == "it" and body["owner"] is None
     assert await reminders.check(NAME) == 0
+
+
+async def test_a_resend_after_a_crash_is_the_same_reminder(
+    rig: Callable[..., Rig],
+    mail_server: MailServer,  # noqa: F811
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    notify = {"smtp": mail_server.settings(tmp_path), "webhook": {"url": receiver.url}}
+    r = rig(owner={"email": "ops@clinic.example", "language": "it"}, notify=notify, days_left=20)
+    assert await r.reminders.check(NAME) == 2
+    # The daemon dies after the sends, before their record reaches Vault.
+    state, cas = await r.store.read_state(NAME)
+    await r.store.write_state(NAME, replace(state, reminded=None, reminded_version=None), cas)
+    assert await r.restart().check(NAME) == 2, "at least once: sent again"
+    first, again = mail_server.messages
+    assert first["Message-ID"] == again["Message-ID"], "a mail client can drop the duplicate"
+    assert link_in(first) != link_in(again), "each with a fresh link (both work)"
+    hooks = [request.json()["id"] for request in receiver.requests]
+    assert len(hooks) == 2 and hooks[0] == hooks[1], "so can the webhook's receiver"
+    # The next threshold is another reminder, with another id.
+    r.clock.now = EXPIRES - timedelta(days=6)
+    assert await r.reminders.check(NAME) == 2
+    assert mail_server.messages[2]["Message-ID"] != first["Message-ID"]
+    assert receiver.requests[-1].json()["id"] != hooks[0]
+    assert NAME not in first["Message-ID"], "the id names nothing"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -26,6 +27,15 @@ class Reminder:
     link_expires_at: datetime
     email: str | None
     language: str
+    id: str
+    """The same for every send of one threshold to one key generation (a resend after a
+    crash between send and record included): the e-mail's Message-ID and the webhook's
+    ``id``, so that a mail client or a receiver can drop the duplicate."""
+
+
+def reminder_id(key: str, version: int, threshold: str) -> str:
+    """Stable and opaque: names no key value, no link, nothing the owner types."""
+    return hashlib.sha256(f"{key}\0{version}\0{threshold}".encode()).hexdigest()[:32]
 
 
 class Channel(Protocol):

@@ -7,7 +7,7 @@ import asyncio
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, parseaddr
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -46,7 +46,9 @@ def compose(reminder: Reminder, sender: str) -> EmailMessage:
     message["From"] = sender
     message["To"] = reminder.email or ""
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
+    # One Message-ID per reminder, not per send: a resend after a crash is the same message.
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    message["Message-ID"] = f"<reminder.{reminder.id}@{domain}>"
     message["Content-Language"] = language
     message.set_content(_ENV.get_template("email.txt").render(**values))
     html_env = _ENV.overlay(autoescape=True)

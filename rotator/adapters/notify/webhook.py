@@ -23,6 +23,7 @@ class WebhookChannel:
     async def send(self, reminder: Reminder) -> None:
         s = self.settings
         body = {
+            "id": reminder.id,
             "key": reminder.key,
             "integration": reminder.integration,
             "threshold": reminder.threshold,
