@@ -88,6 +88,27 @@ def intake_daemon(
     return daemon
 
 
+def free_listen() -> str:
+    """A free loopback address for ``intake.listen``: fixed, so that links made before a
+    restart still lead to the page after it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+def restart(daemon: DaemonProcess, name: str, env: dict[str, str] | None = None) -> str:
+    """SIGTERM (a clean exit), then start again with ``env`` and wait until ``name`` is
+    checked; the finished run's output."""
+    assert daemon.stop() == 0
+    output = daemon.output()
+    # A fresh log, so that start() waits for the new process's addresses.
+    daemon.log_path.unlink()
+    daemon.env = env or {}
+    daemon.start()
+    daemon.wait_checked([name])
+    return output
+
+
 def intake_url(daemon: DaemonProcess) -> str:
     event = daemon.wait_until(lambda: daemon.events("intake.listening"), 20, "intake.listening")
     return str(event[-1]["public_url"])

@@ -7,7 +7,6 @@ delivered message, follows its link in Chromium and hands over a new key, which 
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,13 @@ from tests.fixtures.openbao import OpenBaoServer
 from tests.intake_helpers import (
     MailServer,
     browser,  # noqa: F401
+    free_listen,
     intake_daemon,
     iso_date,
     link_in,
     mail_server,  # noqa: F401
     new_value,
+    restart,
 )
 from tests.waiting import wait_for
 
@@ -45,9 +46,7 @@ def test_mail_reminder_link_completes_a_hand_off(
     )
     notify = {"smtp": mail_server.settings(tmp_path), "check_interval": "1s"}
     # A fixed port: the link must still work after the restart.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        listen = f"127.0.0.1:{probe.getsockname()[1]}"
+    listen = free_listen()
     intake = {"listen": listen, "public_url": f"http://{listen}", "notify": notify}
     daemon = intake_daemon(tmp_path, openbao, mistral, kit, NAME, intake=intake)
     daemon.start()
@@ -61,12 +60,7 @@ def test_mail_reminder_link_completes_a_hand_off(
         # Three more passes of the reminder loop: still one message.
         time.sleep(3)
         assert len(mail_server.messages) == 1
-        daemon.stop()
-        # A fresh log, so that start() waits for the new process's addresses.
-        first_run = daemon.output()
-        daemon.log_path.unlink()
-        daemon.start()
-        daemon.wait_checked([NAME])
+        first_run = restart(daemon, NAME)
         time.sleep(3)
         assert len(mail_server.messages) == 1, "a restart must not send the reminder again"
         assert mail_server.logins and set(mail_server.logins) == {"ok"}

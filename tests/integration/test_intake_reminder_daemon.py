@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import glob
 import json
-import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,7 +29,7 @@ import pytest
 from rotator.demo.standin import MistralStandIn
 from tests.fixtures.daemon import DaemonProcess, KeyKit
 from tests.fixtures.openbao import OpenBaoServer
-from tests.intake_helpers import MailServer, intake_daemon, link_in
+from tests.intake_helpers import MailServer, free_listen, intake_daemon, link_in, restart
 from tests.waiting import wait_for
 
 NAME = "clinic"
@@ -59,18 +58,6 @@ def long_lived_mail(tmp_path: Path) -> Iterator[MailServer]:
     server = MailServer(tmp_path, cert_days=AHEAD_DAYS + 11)
     yield server
     server.stop()
-
-
-def restart(daemon: DaemonProcess, env: dict[str, str] | None = None) -> str:
-    """SIGTERM, then start again (with ``env``); the finished run's output."""
-    assert daemon.stop() == 0
-    output = daemon.output()
-    # A fresh log, so that start() waits for the new process's addresses.
-    daemon.log_path.unlink()
-    daemon.env = env or {}
-    daemon.start()
-    daemon.wait_checked([NAME])
-    return output
 
 
 def quiet_passes(daemon: DaemonProcess, mail: MailServer, count: int) -> None:
@@ -110,10 +97,6 @@ def test_one_reminder_at_25_days_across_a_restart_and_a_critical_one_at_6_days(
     expires = datetime.now(UTC) + timedelta(days=25, hours=12)
     kit.put(NAME, expires_at=expires.isoformat(), key_name="Clinic Live Agent")
     notify = {"smtp": mail.settings(tmp_path), "check_interval": f"{CHECK_INTERVAL_S}s"}
-    # A fixed port: links must lead to the page after the restarts too.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        listen = f"127.0.0.1:{probe.getsockname()[1]}"
     daemon = intake_daemon(
         tmp_path,
         openbao,
@@ -121,7 +104,7 @@ def test_one_reminder_at_25_days_across_a_restart_and_a_critical_one_at_6_days(
         kit,
         NAME,
         owner={"email": "ops@clinic.example", "language": "de"},
-        intake={"listen": listen, "notify": notify},
+        intake={"listen": free_listen(), "notify": notify},
     )
     daemon.start()
     runs: list[str] = []
@@ -136,12 +119,12 @@ def test_one_reminder_at_25_days_across_a_restart_and_a_critical_one_at_6_days(
             "Ihr Mistral-API-Schlüssel für Clinic Live Agent läuft in 25 Tagen ab"
         )
 
-        runs.append(restart(daemon))
+        runs.append(restart(daemon, NAME))
         quiet_passes(daemon, mail, 3)
         assert len(mail.messages) == 1, "a restart must not send the 25-day reminder again"
 
         # 19 days later: the same key generation, now 6 days before expiry.
-        runs.append(restart(daemon, later))
+        runs.append(restart(daemon, NAME, later))
         wait_for(lambda: len(mail.messages) >= 2, 20, "the 6-day reminder")
         quiet_passes(daemon, mail, 3)
         assert len(mail.messages) == 2, "one critical reminder, once"
