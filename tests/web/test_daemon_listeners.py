@@ -90,7 +90,8 @@ def test_issue11_defect1_idle_connections_starve_no_listener(
     daemon_factory: Any,
 ) -> None:
     """100 connections that send nothing on each listener, for 20 s, renewed as they are cut:
-    every listener's health answer (and /metrics) still comes within 1 s, each time."""
+    every listener's health answer (and /metrics) still comes well within the 5 s an idle
+    connection may hold a worker, each time."""
     daemon, _ = daemon_factory(seeded("alpha"))
     found = listeners(daemon)
     assert {"admin", "metrics"} <= set(found)
@@ -114,7 +115,9 @@ def test_issue11_defect1_idle_connections_starve_no_listener(
         for crowd in crowds:
             crowd.__exit__()
     print(f"\nslowest health answers under {IDLE_PER_LISTENER} idle connections: {slowest}")
-    assert max(slowest.values()) < 1.0, slowest
+    # A starved listener answers only when an idle connection is cut (5 s). Under a loaded
+    # 2-core CI, a /metrics render alone took 1.3 s once, so the bound sits between the two.
+    assert max(slowest.values()) < 2.5, slowest
     for url, crowd in zip(found.values(), crowds, strict=True):
         # Idle ones are cut after a few seconds (the 5 s read deadline), not at once.
         assert len(crowd.lifetimes) >= IDLE_PER_LISTENER, (url, len(crowd.lifetimes))
