@@ -79,9 +79,10 @@ class Page:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """A submission's answer: ``message`` is an i18n key; ``accepted`` says the key was
-    stored, ``live`` that it is delivered."""
+class Answer:
+    """What the page answers to a submitted key: ``message`` is an i18n key; ``accepted``
+    says the key was stored, ``live`` that it is delivered. (Not a rotation's ``Outcome``:
+    the rotation that may follow is one step of it, reported in ``live``.)"""
 
     message: str
     page: Page | None
@@ -161,7 +162,7 @@ class IntakeService:
         name, link = found
         return await self._page(name, link)
 
-    async def submit(self, token: str, api_key: str, expires_at: str) -> Outcome | None:
+    async def submit(self, token: str, api_key: str, expires_at: str) -> Answer | None:
         """Check, verify, store and rotate to the key; None when the link cannot be used."""
         name = L.key_of(token)
         lock = self._locks.setdefault(name, asyncio.Lock()) if name else None
@@ -175,7 +176,7 @@ class IntakeService:
                 return None
             return await self._submit(found[0], found[1], api_key, expires_at)
 
-    async def _submit(self, name: str, link: L.Link, api_key: str, expires_at: str) -> Outcome:
+    async def _submit(self, name: str, link: L.Link, api_key: str, expires_at: str) -> Answer:
         api_key = api_key.strip()
         if api_key:
             REDACTOR.add(api_key)
@@ -192,14 +193,14 @@ class IntakeService:
                 counted=False,
                 status=verdict.status.value,
             )
-            return Outcome("busy", await self._page(name, link))
+            return Answer("busy", await self._page(name, link))
         if verdict.status is not Status.VALID:
             return await self._reject(
                 name, link, _REFUSED[verdict.status], reason=verdict.status.value
             )
         return await self._accept(name, link, api_key, parse_expires_at(expires_at))
 
-    async def _accept(self, name: str, link: L.Link, api_key: str, expiry: datetime) -> Outcome:
+    async def _accept(self, name: str, link: L.Link, api_key: str, expiry: datetime) -> Answer:
         key = self._managed(name)
         data = {"api_key": api_key, "expires_at": expiry.isoformat()}
         data.update(await self._labels(key.vault_path))
@@ -208,7 +209,7 @@ class IntakeService:
             version = await self.store.write_secret(key.vault_path, data, cas)
         except CasConflict:
             log.warning("intake.rejected", key=name, reason="vault_conflict", counted=False)
-            return Outcome("conflict", await self._page(name, link))
+            return Answer("conflict", await self._page(name, link))
         page = await self._page(name, link)
         await self._update(name, lambda links: L.without(links, link))
         self.metrics.submissions.labels(key=name, result="accepted").inc()
@@ -222,7 +223,7 @@ class IntakeService:
             delivery=detail,
         )
         message = "accepted" if live else "accepted_not_live"
-        return Outcome(
+        return Answer(
             message, page, accepted=True, live=live, fingerprint=fingerprint(api_key), saved=True
         )
 
@@ -244,16 +245,16 @@ class IntakeService:
         while self.keys.busy(name) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
 
-    async def _reject(self, name: str, link: L.Link, message: str, *, reason: str) -> Outcome:
+    async def _reject(self, name: str, link: L.Link, message: str, *, reason: str) -> Answer:
         changed = await self._update(name, lambda links: L.failed(links, link))
         left = next((x for x in changed if x.sha256 == link.sha256), None)
         self.metrics.submissions.labels(key=name, result="rejected").inc()
         log.info("intake.rejected", key=name, reason=reason, counted=True, link_dead=left is None)
         if left is not None:
-            return Outcome(message, await self._page(name, left))
+            return Answer(message, await self._page(name, left))
         # The link is dead now, but this answer still goes to its owner: in their language.
         owner = await self.owner(name)
-        return Outcome(message, None, language=owner.language if owner else None)
+        return Answer(message, None, language=owner.language if owner else None)
 
     # --- internals --------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rotator.intake import i18n
 from rotator.intake import links as L
-from rotator.intake.service import IntakeService, Outcome, Page
+from rotator.intake.service import Answer, IntakeService, Page
 
 MAX_FORM_BYTES = 8192
 CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
@@ -173,7 +173,7 @@ def _render_error(request: Request, kind: str, status: int) -> Response:
     )
 
 
-def _render_outcome(request: Request, token: str, outcome: Outcome) -> Response:
+def _render_outcome(request: Request, token: str, outcome: Answer) -> Response:
     if outcome.accepted:
         language = _language(request, outcome.page)
         return _html("accepted.html", 200, lang=language, t=_translator(language), outcome=outcome)
@@ -200,7 +200,7 @@ def _render_outcome(request: Request, token: str, outcome: Outcome) -> Response:
 
 
 def _render(
-    request: Request, page: Page, *, status: int, token: str, outcome: Outcome | None = None
+    request: Request, page: Page, *, status: int, token: str, outcome: Answer | None = None
 ) -> Response:
     language = _language(request, page)
     settings = request.app.state.settings
