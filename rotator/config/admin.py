@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 from rotator.config.common import CaCert, Duration, Section, check_plain_http
 from rotator.errors import ConfigError
 from rotator.logs import REDACTOR
+from rotator.secretfile import SecretFileError, read_secret_file
 
 ADMIN_KEY_ENV = "MISTRAL_ADMIN_API_KEY"
 TEMPLATE_FIELDS = frozenset({"date", "name"})
@@ -118,13 +119,14 @@ def check_mint_needs_admin(
 def read_admin_key(settings: AdminApiSettings) -> str:
     """The admin key from ``key_file`` or ``$MISTRAL_ADMIN_API_KEY``; registered for scrubbing."""
     if settings.key_file is not None:
-        try:
-            text = settings.key_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                [f"mistral.admin.key_file: cannot read {settings.key_file} ({exc.strerror})"]
-            ) from None
         where = "mistral.admin.key_file"
+        try:
+            text = read_secret_file(settings.key_file)
+        except SecretFileError as exc:
+            if exc.reason is not None:
+                problem = f"{where}: cannot read {settings.key_file} ({exc.reason})"
+                raise ConfigError([problem]) from None
+            text = ""  # the same answer as an unset variable, below
     else:
         text = os.environ.get(ADMIN_KEY_ENV, "")
         where = f"${ADMIN_KEY_ENV}"

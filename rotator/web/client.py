@@ -1,7 +1,8 @@
 """The client side of the listeners' TLS, for the admin-API clients (``rotator status`` ...).
 
-``client_context`` builds what httpx verifies the daemon with: the system's CAs, or
-``--ca-cert``; a client certificate when ``--client-cert``/``--client-key`` are given.
+``client_context`` builds what httpx verifies the daemon with (through the one builder,
+``rotator.adapters.tls``): the system's CAs, or ``--ca-cert``; a client certificate when
+``--client-cert``/``--client-key`` are given; it words a refused file as the option's.
 ``tls_failure`` turns the exception of a refused connection into a sentence that says which
 side refused what: the daemon's certificate (unknown CA, wrong name, expired), this client's
 certificate, or TLS spoken to a plain listener and the other way round.
@@ -13,6 +14,8 @@ import ssl
 from pathlib import Path
 
 import httpx
+
+from rotator.adapters import tls
 
 CA_ENV = "ROTATOR_CA_CERT"
 CERT_ENV = "ROTATOR_CLIENT_CERT"
@@ -41,18 +44,14 @@ def client_context(
     if client_key is not None and client_cert is None:
         raise ValueError(f"--client-key needs --client-cert (or ${CERT_ENV})")
     try:
-        context = ssl.create_default_context(cafile=str(ca_cert) if ca_cert else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ValueError(f"--ca-cert {ca_cert}: {_reason(exc)}") from None
-    if client_cert is not None:
-        try:
-            context.load_cert_chain(client_cert, client_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(
-                f"--client-cert {client_cert} / --client-key {client_key}: {_reason(exc)} "
-                "(PEM files; the key may be inside --client-cert or in --client-key)"
-            ) from None
-    return context
+        return tls.client_context(ca_cert, client_cert, client_key)
+    except tls.TlsFileError as exc:
+        if not exc.client_cert:
+            raise ValueError(f"--ca-cert {ca_cert}: {exc.reason}") from None
+        raise ValueError(
+            f"--client-cert {client_cert} / --client-key {client_key}: {exc.reason} "
+            "(PEM files; the key may be inside --client-cert or in --client-key)"
+        ) from None
 
 
 def tls_failure(exc: BaseException, url: str, *, has_client_cert: bool) -> str | None:
@@ -121,11 +120,3 @@ def _ssl_cause(exc: BaseException) -> BaseException | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        return str(exc.reason)
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__

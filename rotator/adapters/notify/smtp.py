@@ -12,11 +12,12 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from rotator.adapters.credentials import warn_if_exposed
+from rotator.adapters.credentials import read_credentials_file
 from rotator.adapters.notify.base import NotifyError, Reminder
+from rotator.adapters.tls import TlsFileError, client_context
 from rotator.config.intake import SmtpSettings
 from rotator.intake import i18n
-from rotator.logs import REDACTOR
+from rotator.secretfile import SecretFileError
 
 _ENV = Environment(
     loader=PackageLoader("rotator.intake", "templates"),
@@ -79,8 +80,7 @@ class EmailChannel:
             with smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds) as smtp:
                 smtp.ehlo()
                 if s.starttls:
-                    cafile = str(s.ca_cert) if s.ca_cert else None
-                    smtp.starttls(context=ssl.create_default_context(cafile=cafile))
+                    smtp.starttls(context=client_context(s.ca_cert))
                     smtp.ehlo()
                 if user is not None and password is not None:
                     smtp.login(user, password)
@@ -92,6 +92,8 @@ class EmailChannel:
             raise NotifyError(f"smtp {s.host}:{s.port} answered {exc.smtp_code}") from None
         except smtplib.SMTPException as exc:
             raise NotifyError(f"smtp {s.host}:{s.port}: {type(exc).__name__}") from None
+        except TlsFileError as exc:
+            raise NotifyError(f"smtp ca_cert {exc.path} is unusable ({exc.reason})") from None
         except ssl.SSLError as exc:
             raise NotifyError(f"smtp {s.host}:{s.port}: TLS failed ({exc.reason})") from None
         except OSError as exc:
@@ -102,12 +104,8 @@ class EmailChannel:
 def _read(path: Path) -> str:
     """Read at every send, so that renewed credentials need no restart."""
     try:
-        warn_if_exposed(
-            path, path.stat().st_mode, event="smtp.credentials_exposed", what="smtp credentials"
+        return read_credentials_file(
+            path, what="smtp credentials", exposed_event="smtp.credentials_exposed"
         )
-        value = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise NotifyError(f"cannot read {path} ({reason})") from None
-    REDACTOR.add(value)
-    return value
+    except SecretFileError as exc:
+        raise NotifyError(f"cannot read {path} ({exc.reason or 'empty'})") from None

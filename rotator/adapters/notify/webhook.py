@@ -6,7 +6,9 @@ import httpx
 
 from rotator.adapters.notify.base import NotifyError, Reminder
 from rotator.adapters.sinks.templates import resolve_references
+from rotator.adapters.tls import client_tls
 from rotator.config.intake import WebhookSettings
+from rotator.errors import ConfigError
 
 
 class WebhookChannel:
@@ -41,7 +43,10 @@ class WebhookChannel:
             }
         except Exception as exc:
             raise NotifyError(str(exc)) from None
-        verify: str | bool = str(s.ca_cert) if s.ca_cert else True
+        try:
+            verify = client_tls(s.ca_cert, where="intake.notify.webhook")
+        except ConfigError as exc:
+            raise NotifyError(exc.problems[0]) from None
         try:
             async with httpx.AsyncClient(timeout=s.timeout_seconds, verify=verify) as client:
                 answer = await client.post(s.url, json=body, headers=headers)
