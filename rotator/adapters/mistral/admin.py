@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from types import TracebackType
 from typing import Any
 
 import httpx
 
 from rotator import __version__
-from rotator.adapters.mistral.verifier import RequestPacer, parse_retry_after, summarize
+from rotator.adapters.mistral.verifier import Closing, RequestPacer, parse_retry_after, summarize
 from rotator.adapters.tls import client_tls
 from rotator.config.admin import AdminApiSettings
+from rotator.core.backoff import BackoffPolicy
 from rotator.domain.orgkeys import (
     AdminAuthError,
     AdminRefused,
@@ -46,7 +45,7 @@ MAX_PAGES = 1000
 MAX_RETRY_WAIT_S = 60.0
 
 
-class MistralAdminClient:
+class MistralAdminClient(Closing):
     """The Admin API over HTTP. ``on_up(bool)`` hears whether the admin key was accepted."""
 
     def __init__(
@@ -63,9 +62,8 @@ class MistralAdminClient:
         self._settings = settings
         self._base = settings.base_url.rstrip("/")
         self._on_up = on_up
-        self._backoff = (backoff_base, backoff_cap)
+        self._backoff = BackoffPolicy(backoff_base, backoff_cap)
         self._sleep = sleep
-        self._jitter = random.Random()  # noqa: S311 - jitter, not secrecy  # nosec B311
         self._pacer = RequestPacer(settings.max_requests_per_second)
         # One request at a time: listing is paged and rare; minting is one key at a time.
         self._slot = asyncio.Semaphore(1)
@@ -85,17 +83,6 @@ class MistralAdminClient:
                 **auth,
             },
         )
-
-    async def __aenter__(self) -> MistralAdminClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -197,8 +184,7 @@ class MistralAdminClient:
     def _wait(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_WAIT_S)
-        base, cap = self._backoff
-        return self._jitter.uniform(base / 2, min(cap, base * 2**attempt))
+        return self._backoff.wait(attempt)
 
     async def _once(
         self,

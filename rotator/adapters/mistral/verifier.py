@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -122,6 +122,22 @@ def sendable(api_key: str) -> bool:
     return bool(api_key) and api_key.isascii() and api_key.isprintable() and " " not in api_key
 
 
+# --- What both Mistral clients share (the Admin API client imports these) -------------------
+
+
+class Closing:
+    """``async with`` closes the client's connections on the way out (:meth:`aclose`)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+
 # --- Pacing ---------------------------------------------------------------------------------
 
 
@@ -158,7 +174,7 @@ class RequestPacer:
 # --- Talking --------------------------------------------------------------------------------
 
 
-class MistralVerifier:
+class MistralVerifier(Closing):
     """The :class:`rotator.ports.Verifier` for Mistral's API. Close it with :meth:`aclose`."""
 
     def __init__(
@@ -201,17 +217,6 @@ class MistralVerifier:
             for _ in range(shards)
         ]
         self._busy = [0] * shards
-
-    async def __aenter__(self) -> MistralVerifier:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         for client in self._clients:
