@@ -24,7 +24,7 @@ from rotator.config import Settings
 from rotator.config.keys import DiscoverSettings
 from rotator.config.mistral import MistralSettings
 from rotator.config.vault import TokenAuth, VaultSettings
-from rotator.core.rotation import ManagedKey
+from rotator.core.rotation import ManagedKey, Rotator
 from rotator.core.service import KeyService
 from rotator.domain.model import Status
 
@@ -93,7 +93,7 @@ async def _sweep(settings: Settings, vault: Vault, fleet: Fleet) -> tuple[float,
     store = VaultStore(settings.vault, metrics)
     verifier = MistralVerifier(settings.mistral, metrics)
     service = KeyService(
-        store=store, verifier=verifier, settings=settings, metrics=metrics, owner="bench"
+        Rotator(store=store, verifier=verifier, settings=settings, metrics=metrics, owner="bench")
     )
     for name in fleet.values:
         service.add(ManagedKey(name, fleet.path(name), ()))

@@ -32,7 +32,7 @@ from rotator.config import Settings
 from rotator.config.sinks import SinkSettings
 from rotator.core.admin_keys import AdminKeys
 from rotator.core.lease import instance_owner
-from rotator.core.rotation import ManagedKey
+from rotator.core.rotation import ManagedKey, Rotator
 from rotator.core.service import KeyService
 from rotator.core.staging import stage_key
 from rotator.intake.metrics import IntakeMetrics
@@ -90,7 +90,7 @@ def build_app(settings: Settings, *, with_sinks: bool = True) -> App:
     verifier = MistralVerifier(settings.mistral, metrics)
     owner = instance_owner()
     service = KeyService(
-        store=store, verifier=verifier, settings=settings, metrics=metrics, owner=owner
+        Rotator(store=store, verifier=verifier, settings=settings, metrics=metrics, owner=owner)
     )
     app = App(settings, metrics, store, verifier, service, with_sinks)
     for key in settings.keys:

@@ -10,13 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from rotator.adapters.metrics.registry import Metrics
-from rotator.config import Settings
 from rotator.core.backoff import Backoff, BackoffPolicy
 from rotator.core.rotation import ManagedKey, RotationResult, Rotator, retry_policy
 from rotator.domain.choice import choose_target
@@ -32,7 +29,6 @@ from rotator.errors import (
     VaultError,
 )
 from rotator.logs import get_logger
-from rotator.ports import SecretStore, Verifier
 
 log = get_logger(__name__)
 
@@ -69,32 +65,18 @@ class _Tracked:
 
 
 class KeyService:
-    def __init__(
-        self,
-        *,
-        store: SecretStore,
-        verifier: Verifier,
-        settings: Settings,
-        metrics: Metrics,
-        owner: str,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.store = store
-        self.verifier = verifier
-        self.settings = settings
-        self.metrics = metrics
-        self.clock = clock
-        self.rotator = Rotator(
-            store=store,
-            verifier=verifier,
-            settings=settings,
-            metrics=metrics,
-            owner=owner,
-            clock=clock,
-        )
+    def __init__(self, rotator: Rotator) -> None:
+        """The service works with the rotator's own collaborators (store, verifier,
+        settings, metrics, clock): they are given once, to the rotator."""
+        self.rotator = rotator
+        self.store = rotator.store
+        self.verifier = rotator.verifier
+        self.settings = rotator.settings
+        self.metrics = rotator.metrics
+        self.clock = rotator.clock
         self._keys: dict[str, _Tracked] = {}
         self._removals: set[asyncio.Task[None]] = set()
-        poll_s = settings.schedule.poll_interval.total_seconds()
+        poll_s = self.settings.schedule.poll_interval.total_seconds()
         self._vault_backoff = Backoff(BackoffPolicy(min(1.0, poll_s), max(2 * poll_s, 10.0)))
 
     # --- the set of keys -----------------------------------------------------------------

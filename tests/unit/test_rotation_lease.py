@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from rotator.adapters.metrics.registry import Metrics
 from rotator.config import parse_settings
-from rotator.core.rotation import ManagedKey
+from rotator.core.rotation import ManagedKey, Rotator
 from rotator.core.service import KeyService
 from rotator.domain.model import KeyState, Status
 from tests.unit.fakes import CREATED, FakeSink, FakeStore, FakeVerifier
@@ -26,12 +26,14 @@ class Clock:
 def _service(store: FakeStore, verifier: FakeVerifier, clock: Clock, owner: str) -> KeyService:
     settings = parse_settings({"keys": [{"name": "k", "vault_path": PATH}]})
     return KeyService(
-        store=store,
-        verifier=verifier,
-        settings=settings,
-        metrics=Metrics(),
-        owner=owner,
-        clock=clock,
+        Rotator(
+            store=store,
+            verifier=verifier,
+            settings=settings,
+            metrics=Metrics(),
+            owner=owner,
+            clock=clock,
+        )
     )
 
 

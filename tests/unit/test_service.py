@@ -9,7 +9,7 @@ import pytest
 from rotator.adapters.metrics.registry import Metrics
 from rotator.config import parse_settings
 from rotator.core.backoff import Backoff, BackoffPolicy
-from rotator.core.rotation import ManagedKey
+from rotator.core.rotation import ManagedKey, Rotator
 from rotator.core.service import KeyService
 from rotator.domain.model import Status
 from tests.unit.fakes import FakeSink, FakeStore, FakeVerifier
@@ -22,12 +22,14 @@ def _service() -> tuple[KeyService, FakeStore, FakeVerifier, Metrics]:
     settings = parse_settings({"keys": [{"name": "x", "vault_path": "p"}]})
     now = datetime(2026, 6, 1, tzinfo=UTC)
     service = KeyService(
-        store=store,
-        verifier=verifier,
-        settings=settings,
-        metrics=metrics,
-        owner="me",
-        clock=lambda: now,
+        Rotator(
+            store=store,
+            verifier=verifier,
+            settings=settings,
+            metrics=metrics,
+            owner="me",
+            clock=lambda: now,
+        )
     )
     return service, store, verifier, metrics
 
