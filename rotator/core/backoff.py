@@ -1,6 +1,7 @@
 """The one retry policy: exponential backoff with equal jitter; and a tracker per failing thing.
 
-Used by the key service (per key, and for Vault), the sink deliveries and Mistral retries.
+Used by the key service (per key, and for Vault), the sink deliveries, Mistral's two clients,
+minting, reminders, and the intake's check-and-set writes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ class BackoffPolicy:
     def wait(self, retry: int) -> float:
         ceiling = self.ceiling(retry)
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not secrecy  # nosec B311
+
+
+CAS_RETRY = BackoffPolicy(0.05, 0.4)
+"""After a check-and-set write of a key's state lost to another writer (a rotation, another
+instance): read again soon; the jitter keeps two writers from colliding again."""
 
 
 @dataclass

@@ -76,6 +76,11 @@ class RotationResult:
     """After :meth:`Rotator.converge`: the key's state as read (and cleared of a dead lease),
     so that a restart need not read it again."""
 
+    @property
+    def summary(self) -> str:
+        """``result: reason``, or the result alone: the key's last_result, a log's detail."""
+        return f"{self.result}: {self.reason}" if self.reason else str(self.result)
+
 
 def _contended(active: int | None, reason: str) -> RotationResult:
     return RotationResult(Outcome.NOOP, active, reason, contended=True)

@@ -371,7 +371,7 @@ class KeyService:
             t.view = replace(t.view, latest_version=result.version)
         if result.result is not Outcome.NOOP or t.view.last_result is None:
             # "already active" after a rotation says less than the rotation itself.
-            t.view = replace(t.view, last_result=_result_text(result))
+            t.view = replace(t.view, last_result=result.summary)
         if result.secret is not None:
             self._set_active(t, result.secret)
             if result.result in (Outcome.ROTATED, Outcome.ROLLED_BACK):
@@ -563,7 +563,3 @@ class KeyService:
         else:
             log.error("key.secret_missing", key=t.key.name, path=t.key.vault_path)
         t.view = replace(t.view, problem=str(exc))
-
-
-def _result_text(result: RotationResult) -> str:
-    return f"{result.result}: {result.reason}" if result.reason else result.result.value

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from rotator.adapters.notify.base import Channel, NotifyError, Reminder, reminder_id
 from rotator.config.expiry import ExpirySettings
 from rotator.config.intake import NotifySettings
-from rotator.core.backoff import Backoff, BackoffPolicy
+from rotator.core.backoff import CAS_RETRY, Backoff, BackoffPolicy
 from rotator.errors import CasConflict, RotatorError
 from rotator.intake.metrics import IntakeMetrics
 from rotator.intake.service import IntakeService, Keys, Store
@@ -163,7 +163,7 @@ class Reminders:
                 await self.store.write_state(name, new, cas)
                 return
             except CasConflict:
-                await asyncio.sleep(0.05 * (attempt + 1))
+                await asyncio.sleep(CAS_RETRY.wait(attempt))
         log.warning("reminder.not_recorded", key=name, reason="the key's state kept changing")
 
     def _new_backoff(self) -> Backoff:

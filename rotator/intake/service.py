@@ -17,6 +17,7 @@ from typing import Protocol
 
 from rotator.config import Settings
 from rotator.config.intake import OwnerSettings
+from rotator.core.backoff import CAS_RETRY
 from rotator.core.rotation import ManagedKey, RotationResult
 from rotator.domain.expiry import parse_expires_at
 from rotator.domain.keyview import KeyView
@@ -237,8 +238,7 @@ class IntakeService:
             # Another operation got there first; it rotates to the newest version too.
             await self._idle(name, deadline)
             return self.keys.view(name).active_version == version, type(exc).__name__
-        detail = f"{result.result}: {result.reason}" if result.reason else result.result
-        return result.active_version == version, detail
+        return result.active_version == version, result.summary
 
     async def _idle(self, name: str, deadline: float) -> None:
         # The key service's lock is its own: looking at it is all it offers from outside.
@@ -292,7 +292,7 @@ class IntakeService:
                     name, replace(state, intake_links=L.encode(changed)), cas
                 )
             except CasConflict:
-                await asyncio.sleep(0.05 * (attempt + 1))
+                await asyncio.sleep(CAS_RETRY.wait(attempt))
                 continue
             self._seen[name] = changed
             self._gauge(name, changed)

@@ -29,7 +29,7 @@ from rotator.config import Settings, parse_settings
 from rotator.config.intake import OwnerSettings
 from rotator.core.rotation import ManagedKey, RotationResult
 from rotator.domain.keyview import KeyView
-from rotator.domain.model import Status, Verification
+from rotator.domain.model import Outcome, Status, Verification
 from rotator.intake.metrics import IntakeMetrics
 from rotator.intake.reminders import Reminders
 from rotator.intake.service import IntakeService
@@ -60,7 +60,7 @@ class OneKey:
         return False
 
     async def rotate(self, name: str, **_: Any) -> RotationResult:
-        return RotationResult("noop", 1)
+        return RotationResult(Outcome.NOOP, 1)
 
 
 class NoVerifier:
