@@ -31,7 +31,10 @@ class Redactor:
     """
 
     def __init__(self) -> None:
-        self._secrets: frozenset[str] = frozenset()
+        self._secrets: frozenset[str] | set[str] = frozenset()
+        """Replaced whole while :meth:`scrub` iterates it (a few); past ``_DIRECT_MAX`` it is
+        only asked for membership and grows in place: copying it for each new secret made
+        registering 10,000 keys quadratic."""
         self._by_head: dict[str, tuple[str, ...]] = {}
         """First ``_MIN_SECRET`` characters -> the secrets that start so, longest first."""
         self._lock = threading.Lock()
@@ -55,7 +58,12 @@ class Redactor:
                 same = (*self._by_head.get(head, ()), secret)
                 # Readers only look values up: replacing one tuple is safe without the lock.
                 self._by_head[head] = tuple(sorted(same, key=len, reverse=True))
-                self._secrets = self._secrets | {secret}
+                if len(self._secrets) < _DIRECT_MAX:
+                    self._secrets = self._secrets | {secret}
+                elif isinstance(self._secrets, frozenset):
+                    self._secrets = {*self._secrets, secret}
+                else:
+                    self._secrets.add(secret)
 
     def scrub(self, text: str) -> str:
         secrets = self._secrets

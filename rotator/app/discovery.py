@@ -72,8 +72,12 @@ class Discovery:
         for why in ("conflict", "bad_name", "bad_sink"):
             skipped = len(self._skipped.get(why, ()))
             self.service.metrics.discover_skipped.labels(reason=why).set(skipped)
-        for name in sorted(wanted - self.managed):
-            await self._add(name)
+        new = sorted(wanted - self.managed)
+        if new:
+            # Building sinks may read files (header references): not on the event loop, and
+            # in one hop for them all (10,000 hops at a first listing took seconds).
+            for name, built in await asyncio.to_thread(self._build, new):
+                self._add(name, built)
         for name in sorted(self.managed - wanted):
             gone = self.service.remove(name, clear_state=True)
             self.managed.discard(name)
@@ -97,12 +101,18 @@ class Discovery:
         self._skipped.setdefault(why, set()).add(name)
         self.service.metrics.discover_skipped.labels(reason=why).set(len(self._skipped[why]))
 
-    async def _add(self, name: str) -> None:
-        try:
-            # Building sinks may read files (header references): not on the event loop.
-            key = await asyncio.to_thread(self.new_key, name)
-        except ConfigError as exc:
-            self._skip(name, "bad_sink", "discover.bad_sink", "; ".join(exc.problems))
+    def _build(self, names: list[str]) -> list[tuple[str, ManagedKey | ConfigError]]:
+        built: list[tuple[str, ManagedKey | ConfigError]] = []
+        for name in names:
+            try:
+                built.append((name, self.new_key(name)))
+            except ConfigError as exc:
+                built.append((name, exc))
+        return built
+
+    def _add(self, name: str, key: ManagedKey | ConfigError) -> None:
+        if isinstance(key, ConfigError):
+            self._skip(name, "bad_sink", "discover.bad_sink", "; ".join(key.problems))
             return
         self.service.add(key)
         self.managed.add(name)
