@@ -1,16 +1,20 @@
-"""When things happen: the Vault poll, one verification job per key, token upkeep."""
+"""When things happen: the Vault poll, each key's verification, token upkeep."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from rotator.adapters.vault.codec import parse_time
+from rotator.adapters.vault.listing import Listed
 from rotator.config import Settings
 from rotator.core.service import KeyBusy, KeyService, UnknownKey
 from rotator.logs import get_logger
@@ -27,12 +31,13 @@ def build_scheduler(
     settings: Settings,
     service: KeyService,
     maintain_token: Callable[[], Awaitable[None]],
-    refresh_keys: Callable[[], Awaitable[Mapping[str, int] | None]] | None = None,
+    refresh_keys: Callable[[], Awaitable[Mapping[str, Listed] | None]] | None = None,
 ) -> AsyncIOScheduler:
     """Jobs never overlap themselves (max_instances=1) and a late run is coalesced into one.
 
     ``refresh_keys`` runs first in each poll: it may add or drop keys, and return the newest
-    live version of the keys a folder list covered (:class:`rotator.app.watch.Watch`).
+    live version (and creation time) of the keys a folder list covered
+    (:class:`rotator.app.watch.Watch`).
     """
     scheduler = AsyncIOScheduler(
         timezone=UTC,
@@ -42,32 +47,39 @@ def build_scheduler(
     now = datetime.now(UTC)
     pending: set[str] = set()
     """Keys whose poll is running or queued in a batch."""
+    queued = _Queued()
     batches: set[asyncio.Task[None]] = set()
-    verified: set[str] = set()
-    """The keys that have a verification job."""
+    checks = _Verifications(service, settings.schedule.verify_interval.total_seconds())
     # Enough keys at a time for Vault's reads and Mistral's verifications to overlap; each
     # is bounded on its own (Vault's worker threads, mistral.max_concurrency).
     workers = VAULT_CONCURRENCY + settings.mistral.max_concurrency
     ration = _Ration()
 
     async def poll_all() -> None:
+        if queued.keys:
+            # Keys of an earlier poll still wait for a worker (the first poll of thousands
+            # of keys): listing again would tell them nothing new, and a list of 10,000 keys
+            # costs OpenBao about a second of CPU (which a restart needs for its reads).
+            return
         listed = (await refresh_keys() if refresh_keys is not None else None) or {}
         names = service.names()
-        if set(names) != verified:
-            _sync_verify_jobs(scheduler, settings, service, verified, set(names))
+        checks.sync(names)
         # A key listed at the version it already settled on has nothing to do. A key whose
         # last poll is still running (or waiting its turn) is skipped, so nothing piles up
         # while Vault is slow; a slow rotation of one key (a sink that hangs) holds one
         # worker of its batch, never the next poll of the others.
         due = [
-            (name, listed.get(name))
+            (name, entry)
             for name in names
-            if name not in pending and not service.unchanged(name, listed.get(name))
+            if name not in pending
+            and not service.unchanged(name, entry.version if (entry := listed.get(name)) else None)
         ]
         due = ration.select(due, service, poll_s)
         if due:
             pending.update(name for name, _ in due)
-            batch = asyncio.create_task(_poll_keys(service, due, workers, pending), name="poll")
+            batch = asyncio.create_task(
+                _poll_keys(service, due, workers, pending, queued), name="poll"
+            )
             batches.add(batch)
             batch.add_done_callback(batches.discard)
 
@@ -79,6 +91,7 @@ def build_scheduler(
         next_run_time=now,
         jitter=min(poll_s / 10, 5.0),
     )
+    scheduler.add_job(checks.run_due, "interval", seconds=checks.tick_s, id="verify")
     scheduler.add_job(
         maintain_token,
         "interval",
@@ -87,6 +100,9 @@ def build_scheduler(
         next_run_time=now + timedelta(seconds=TOKEN_CHECK_S),
     )
     return scheduler
+
+
+_E = TypeVar("_E")
 
 
 class _Ration:
@@ -100,8 +116,8 @@ class _Ration:
         self._turn = 0
 
     def select(
-        self, due: list[tuple[str, int | None]], service: KeyService, poll_s: float
-    ) -> list[tuple[str, int | None]]:
+        self, due: list[tuple[str, _E | None]], service: KeyService, poll_s: float
+    ) -> list[tuple[str, _E | None]]:
         budget = max(1, int(UNLISTED_PER_S * poll_s))
         waiting = [d for d in due if d[1] is None and service.started(d[0])]
         if len(waiting) <= budget:
@@ -113,61 +129,118 @@ class _Ration:
         return [d for d in due if d[0] not in held]
 
 
+class _Queued:
+    """How many keys of the poll batches wait for a worker (not those being polled)."""
+
+    def __init__(self) -> None:
+        self.keys = 0
+
+
 async def _poll_keys(
-    service: KeyService, due: list[tuple[str, int | None]], workers: int, pending: set[str]
+    service: KeyService,
+    due: list[tuple[str, Listed | None]],
+    workers: int,
+    pending: set[str],
+    queued: _Queued,
 ) -> None:
-    """Poll every key of ``due`` (with its listed version), ``workers`` keys at a time: a
-    few tasks for 10,000 keys, not one each."""
+    """Poll every key of ``due`` (with what the list said of it), ``workers`` keys at a time:
+    a few tasks for 10,000 keys, not one each."""
     queue = iter(due)
+    taken = 0
+    queued.keys += len(due)
 
     async def worker() -> None:
-        for name, latest in queue:
+        nonlocal taken
+        for name, entry in queue:
+            taken += 1
+            queued.keys -= 1
             try:
                 # UnknownKey: discovery dropped it while it waited for its turn.
                 with contextlib.suppress(UnknownKey):
-                    await service.poll(name, latest)
+                    if entry is None:
+                        await service.poll(name)
+                    else:
+                        created = parse_time(entry.created) if entry.created else None
+                        await service.poll(name, entry.version, created=created)
             finally:
                 pending.discard(name)
 
-    await asyncio.gather(*(worker() for _ in range(min(workers, len(due)))))
+    try:
+        await asyncio.gather(*(worker() for _ in range(min(workers, len(due)))))
+    finally:
+        queued.keys -= len(due) - taken  # cut short (a stop): none of them waits any more
 
 
-def _sync_verify_jobs(
-    scheduler: AsyncIOScheduler,
-    settings: Settings,
-    service: KeyService,
-    verified: set[str],
-    names: set[str],
-) -> None:
-    """One verification job per key: added for new keys, removed for keys that are gone."""
-    for name in sorted(names - verified):
-        _add_verify_job(scheduler, settings, service, name)
-    for name in verified - names:
-        with contextlib.suppress(JobLookupError):
-            scheduler.remove_job(f"verify:{name}")  # a discovered key that is gone
-    verified.clear()
-    verified.update(names)
+class _Verifications:
+    """Each key verified every ``verify_interval``, from one job that wakes every
+    :attr:`tick_s`: a heap of due times, not an APScheduler job a key (about 500 bytes each,
+    and at a first start 10,000 ``add_job`` calls that each woke the scheduler).
 
+    As the jobs did: a new key's first check falls at a random moment of the first interval
+    (the first poll already verified it), so that a fleet never becomes a burst on Mistral;
+    later ones come every interval plus a jitter; a check that is still running when the
+    next is due is not doubled, and missed ones are not caught up (coalesced)."""
 
-def _add_verify_job(
-    scheduler: AsyncIOScheduler, settings: Settings, service: KeyService, name: str
-) -> None:
-    interval = settings.schedule.verify_interval.total_seconds()
+    def __init__(
+        self,
+        service: KeyService,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._service = service
+        self._clock = clock
+        self._interval = interval_s
+        self._jitter = min(interval_s / 20, 60.0)
+        self.tick_s = min(1.0, max(interval_s / 10, 0.05))
+        self._base: dict[str, float] = {}
+        """Key -> its current due time without jitter (monotonic clock)."""
+        self._heap: list[tuple[float, str]] = []
+        """(moment to check, key); an entry whose key left or moved on is skipped."""
+        self._next: dict[str, float] = {}
+        self._running: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def verify() -> None:
-        # KeyBusy: a rotation is verifying this key right now; UnknownKey: it was dropped.
-        with contextlib.suppress(KeyBusy, UnknownKey):
-            await service.verify(name, wait=False)
+    def sync(self, names: list[str]) -> None:
+        """Check the keys of ``names`` from now on, and no others."""
+        if len(names) == len(self._base) and self._base.keys() == set(names):
+            return
+        now = self._clock()
+        for name in names:
+            if name not in self._base:
+                first = now + random.uniform(0.1, 1.0) * self._interval  # noqa: S311  # nosec B311
+                self._base[name] = first
+                self._push(name, first)
+        for name in self._base.keys() - set(names):
+            del self._base[name]  # a discovered key that is gone
+            del self._next[name]
 
-    # The first poll already verified the key: spread the next checks over the interval so
-    # a fleet of keys never becomes a burst on Mistral (jitter, not secrecy).
-    spread = random.uniform(0.1, 1.0) * interval  # noqa: S311  # nosec B311
-    first = datetime.now(UTC) + timedelta(seconds=spread)
-    scheduler.add_job(
-        verify,
-        "interval",
-        seconds=interval,
-        id=f"verify:{name}",
-        next_run_time=first,
-        jitter=min(interval / 20, 60.0),
-    )
+    def _push(self, name: str, at: float) -> None:
+        self._next[name] = at
+        heapq.heappush(self._heap, (at, name))
+
+    async def run_due(self) -> None:
+        now = self._clock()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, name = heapq.heappop(heap)
+            if self._next.get(name) != at:
+                continue
+            base = self._base[name] + self._interval
+            while base <= now:
+                base += self._interval  # coalesced: one check, not one per missed interval
+            self._base[name] = base
+            self._push(name, base + random.uniform(0, self._jitter))  # noqa: S311  # nosec B311
+            if name in self._running:
+                continue  # the last check of this key is still under way
+            self._running.add(name)
+            task = asyncio.create_task(self._verify(name), name=f"verify:{name}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _verify(self, name: str) -> None:
+        try:
+            # KeyBusy: a rotation is verifying this key right now; UnknownKey: it was dropped.
+            with contextlib.suppress(KeyBusy, UnknownKey):
+                await self._service.verify(name, wait=False)
+        finally:
+            self._running.discard(name)

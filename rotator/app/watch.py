@@ -14,16 +14,20 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Protocol
 
+from rotator.adapters.vault.listing import Listed
 from rotator.app.discovery import Discovery
 from rotator.errors import VaultError
 from rotator.logs import get_logger
 
 log = get_logger(__name__)
 
+_GONE = Listed(0)
+
 
 class FolderScanner(Protocol):
-    async def scan_folder(self, folder: str) -> dict[str, int] | None:
-        """Name -> newest live version (0: none) under ``folder``; None when not offered."""
+    async def scan_folder(self, folder: str) -> dict[str, Listed] | None:
+        """Name -> newest live version (0: none) and creation time under ``folder``; None
+        when not offered."""
         ...
 
 
@@ -40,7 +44,8 @@ def shared_folders(paths: Iterable[str]) -> dict[str, list[str]]:
 
 
 class Watch:
-    """One poll cycle's listing: key name -> newest live version, for the keys it covers."""
+    """One poll cycle's listing: key name -> newest live version (and the secret's creation
+    time), for the keys it covers."""
 
     def __init__(
         self,
@@ -54,9 +59,9 @@ class Watch:
         self._configured = configured
         self._folders = shared_folders(configured)
 
-    async def cycle(self) -> dict[str, int]:
+    async def cycle(self) -> dict[str, Listed]:
         """Refresh the discovered keys; the versions listed (keys missing: poll them alone)."""
-        latest: dict[str, int] = {}
+        latest: dict[str, Listed] = {}
         if self._discovery is not None:
             latest.update(await self._discover(self._discovery))
         for folder, paths in self._folders.items():
@@ -68,10 +73,10 @@ class Watch:
                 continue
             for path in paths:
                 # Absent from the list: the secret is gone (its metadata deleted).
-                latest[self._configured[path]] = listed.get(path.rpartition("/")[2], 0)
+                latest[self._configured[path]] = listed.get(path.rpartition("/")[2], _GONE)
         return latest
 
-    async def _discover(self, discovery: Discovery) -> dict[str, int]:
+    async def _discover(self, discovery: Discovery) -> dict[str, Listed]:
         try:
             listed = await self._store.scan_folder(discovery.prefix)
         except VaultError:

@@ -184,11 +184,13 @@ class Rotator:
             raise NotPossible(f"nothing to roll back to: {key.name} has no previous version")
         return await self._promote(key, state, cas, previous, Outcome.ROLLED_BACK, explicit=True)
 
-    async def converge(self, key: ManagedKey) -> RotationResult:
+    async def converge(self, key: ManagedKey, *, created: datetime | None = None) -> RotationResult:
         """After a start or a crash: clear a dead lease, give sinks that lack it the active key.
 
-        The result carries the state read and, when it was read, the active version."""
-        state, cas = await self.read_state(key)
+        ``created``: the secret's creation time when a folder list already said it (see
+        :meth:`read_state`). The result carries the state read and, when it was read, the
+        active version."""
+        state, cas = await self.read_state(key, created=created)
         leased, state, cas = await self._leased(key, state, cas)
         mine = orphaned(state.pending_owner, self.owner)
         if leased and not mine:
@@ -248,12 +250,16 @@ class Rotator:
 
     # --- the state, checked ----------------------------------------------------------------
 
-    async def read_state(self, key: ManagedKey) -> tuple[KeyState, int]:
+    async def read_state(
+        self, key: ManagedKey, *, created: datetime | None = None
+    ) -> tuple[KeyState, int]:
         """The key's state, checked to be this key's, with its identity filled in.
 
         Raises StateProblem for a state that describes another secret (two deployments
         sharing one ``vault.state_path``). A state of an earlier secret of the same path,
         deleted and created again since, is left behind: the new secret starts afresh.
+        ``created``: the secret's creation time if the caller just listed it (OpenBao's
+        detailed-metadata list carries it); otherwise its metadata is read for it.
         """
         state, cas = await self.store.read_state(key.name)
         if state.vault_path is not None and state.vault_path != key.vault_path:
@@ -265,7 +271,8 @@ class Rotator:
                 recorded_vault_path=state.vault_path,
                 vault_path=key.vault_path,
             )
-        created = await self.store.secret_created(key.vault_path)
+        if created is None:
+            created = await self.store.secret_created(key.vault_path)
         if (
             created is not None
             and state.secret_created is not None

@@ -189,11 +189,14 @@ class KeyService:
 
     # --- operations (each takes the key's lock; ``wait=False`` refuses when busy) ---------
 
-    async def poll(self, name: str, latest: int | None = None) -> RotationResult | None:
+    async def poll(
+        self, name: str, latest: int | None = None, *, created: datetime | None = None
+    ) -> RotationResult | None:
         """Look for a newer version in Vault and rotate to it; the first poll also recovers.
 
         ``latest``: the newest live version (0: none) when a folder list already said it;
-        otherwise the key's metadata is read."""
+        otherwise the key's metadata is read. ``created``: the secret's creation time from
+        the same list, so that the first poll does not read the metadata for it either."""
         t = self._get(name)
         # A key not started yet waits for the lock (a verification job that came first)
         # rather than skip: its next poll may be an hour away, and until it ran the key
@@ -203,7 +206,7 @@ class KeyService:
             return None
         async with t.lock:
             result: RotationResult | None = await self._guard(
-                t, self._poll(t, latest) if t.started else self._start(t, latest)
+                t, self._poll(t, latest) if t.started else self._start(t, latest, created)
             )
             return result
 
@@ -298,8 +301,8 @@ class KeyService:
             log.exception("key.unexpected_error", key=t.key.name)
         return None
 
-    async def _start(self, t: _Tracked, listed: int | None) -> None:
-        converged = await self.rotator.converge(t.key)
+    async def _start(self, t: _Tracked, listed: int | None, created: datetime | None) -> None:
+        converged = await self.rotator.converge(t.key, created=created)
         latest = await self._latest(t, listed)
         state = converged.state
         target, why = (

@@ -63,6 +63,7 @@ async def test_a_folder_of_250_secrets_is_three_lists_of_100(
     kv.delete_secret_versions(f"{prefix}/tenant-008", versions=[2])  # newest live: 1
     kv.destroy_secret_versions(f"{prefix}/tenant-009", versions=[1])  # none live
     kv.create_or_update_secret(path=f"{prefix}/sub/folder", secret={"api_key": "x"})
+    created = kv.read_secret_metadata(path=f"{prefix}/tenant-007")["data"]["created_time"]
     store = VaultStore(settings_for(server, tmp_path), Metrics(), list_page=100)
     since = _audit_size(server)
     try:
@@ -72,8 +73,11 @@ async def test_a_folder_of_250_secrets_is_three_lists_of_100(
 
     assert listed is not None
     assert len(listed) == 250  # the sub-folder is not a secret of this folder
-    assert (listed["tenant-000"], listed["tenant-007"]) == (1, 2)
-    assert (listed["tenant-008"], listed["tenant-009"]) == (1, 0)
+    assert (listed["tenant-000"].version, listed["tenant-007"].version) == (1, 2)
+    assert (listed["tenant-008"].version, listed["tenant-009"].version) == (1, 0)
+    # Each secret's creation time, as its own metadata says: a restart checks the state's
+    # identity against it instead of reading that metadata.
+    assert listed["tenant-007"].created == created
     made = _requests(server, prefix, since)
     assert made == [("list", f"secret/detailed-metadata/{prefix}/")] * 3
 
@@ -236,7 +240,37 @@ def test_a_restart_reads_each_key_state_and_secret_once(
     for name in names:
         assert made[("read", f"secret/data/{state}/{name}")] == 1, name
         assert made[("read", f"secret/data/{kit.prefix}/{name}")] == 1, name
-        # The state's identity check (was the secret deleted and created again?) reads the
-        # secret's creation time once; the poll itself asked the folder list, not the key.
-        assert made[("read", f"secret/metadata/{kit.prefix}/{name}")] == 1, name
+        # The state's identity check (was the secret deleted and created again?) takes the
+        # secret's creation time from the folder list, as the poll takes its version.
+        assert made[("read", f"secret/metadata/{kit.prefix}/{name}")] == 0, name
     assert not [p for op, p in made if op in ("create", "update")]  # nothing to write
+
+
+def test_a_tenant_deleted_and_created_again_while_stopped_starts_afresh_at_the_restart(
+    openbao_audited: OpenBaoServer, mistral: MistralStandIn, tmp_path: Path
+) -> None:
+    """The identity check, fed by the folder list instead of a metadata read, still tells a
+    new secret of the same name from the one the state describes."""
+    server = openbao_audited
+    kit = _tenants(server, mistral, 3)
+    names = [f"tenant-{i:02d}" for i in range(3)]
+    _, v2 = kit.put("tenant-01")
+    first = _discovering(tmp_path, server, mistral, kit, "1h").start()
+    try:
+        _wait_checked(first, names)
+        wait_for(lambda: sink_file_of(tmp_path, "tenant-01") == v2, 30, "version 2 delivered")
+    finally:
+        first.stop()
+    server.client().secrets.kv.v2.delete_metadata_and_all_versions(path=kit.path("tenant-01"))
+    _, again = kit.put("tenant-01")  # version 1 of a new secret; the state says 2
+    (tmp_path / "again").mkdir()
+    second = DaemonProcess(tmp_path / "again", first.config, token=first.token).start()
+    try:
+        second.wait_until(
+            lambda: sink_file_of(tmp_path, "tenant-01") == again, 30, "the new secret's key"
+        )
+        reset = second.events("key.state_reset")
+        assert {e["key"] for e in reset} == {"tenant-01"}
+        assert reset[0]["previous_active_version"] == 2
+    finally:
+        second.stop()

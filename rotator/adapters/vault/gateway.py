@@ -34,7 +34,7 @@ from rotator.adapters.vault.codec import (
     parse_time,
 )
 from rotator.adapters.vault.deadline import WATCHDOG, deadline_session
-from rotator.adapters.vault.listing import LIST_PAGE, FolderUnsupported, page_request
+from rotator.adapters.vault.listing import LIST_PAGE, FolderUnsupported, Listed, page_request
 from rotator.config.vault import VaultSettings
 from rotator.domain.model import KeyState, SecretVersion
 from rotator.errors import (
@@ -143,14 +143,15 @@ class VaultStore:
             return []
         return sorted(name for name in answer["data"]["keys"] if not name.endswith("/"))
 
-    async def scan_folder(self, folder: str) -> dict[str, int] | None:
-        """The newest live version (0: none) of every secret directly under ``folder``, from
-        OpenBao's detailed-metadata list (one request a page); None where the server or the
-        policy does not offer it: then read each key's metadata. Raises VaultError."""
+    async def scan_folder(self, folder: str) -> dict[str, Listed] | None:
+        """The newest live version (0: none) and creation time of every secret directly under
+        ``folder``, from OpenBao's detailed-metadata list (one request a page); None where the
+        server or the policy does not offer it: then read each key's metadata. Raises
+        VaultError."""
         folder = folder.strip("/") + "/" if folder.strip("/") else ""
         if self._bulk is False or folder in self._bulk_denied:
             return None
-        found: dict[str, int] = {}
+        found: dict[str, Listed] = {}
         after: str | None = None
         while True:
             request = page_request(self._mount, folder, self._list_page, after)

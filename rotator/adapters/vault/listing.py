@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import hvac
 from hvac import utils as hvac_utils
@@ -31,10 +31,21 @@ class FolderUnsupported(Exception):  # a verdict, not a failure
     """The server has no detailed-metadata list (HashiCorp Vault, OpenBao before 2.2)."""
 
 
+class Listed(NamedTuple):
+    """One secret as the list shows it."""
+
+    version: int
+    """The newest live version; 0 when none is live."""
+    created: str | None = None
+    """The secret's ``created_time`` (RFC 3339, as Vault wrote it): the identity a key's state
+    is checked against (a name deleted and written again is another secret), so that a
+    restart need not read each secret's metadata for it."""
+
+
 @dataclass(frozen=True)
 class Page:
-    latest: dict[str, int]
-    """Secret name (directly in the folder) -> newest live version; 0 when none is live."""
+    latest: dict[str, Listed]
+    """Secret name (directly in the folder) -> its newest live version and creation time."""
     last: str | None
     """The page's last entry, sub-folders included: ``after`` for the next page."""
     full: bool
@@ -55,11 +66,16 @@ def newest_live(metadata: dict[str, Any]) -> int:
     return live[-1] if live else 0
 
 
+def _listed(metadata: dict[str, Any]) -> Listed:
+    created = metadata.get("created_time")
+    return Listed(newest_live(metadata), created if isinstance(created, str) else None)
+
+
 def parse_page(answer: dict[str, Any], limit: int) -> Page:
     data = answer.get("data") or {}
     keys: list[str] = data.get("keys") or []
     info: dict[str, Any] = data.get("key_info") or {}
-    latest = {name: newest_live(info.get(name) or {}) for name in keys if not name.endswith("/")}
+    latest = {name: _listed(info.get(name) or {}) for name in keys if not name.endswith("/")}
     return Page(latest, keys[-1] if keys else None, len(keys) >= limit)
 
 
