@@ -14,6 +14,7 @@ from typing import TypeVar
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from rotator.adapters.vault.codec import parse_time
+from rotator.adapters.vault.gateway import VAULT_CONCURRENCY
 from rotator.adapters.vault.listing import Listed
 from rotator.config import Settings
 from rotator.core.service import KeyBusy, KeyService, UnknownKey
@@ -22,7 +23,6 @@ from rotator.logs import get_logger
 log = get_logger(__name__)
 
 TOKEN_CHECK_S = 5
-VAULT_CONCURRENCY = 16
 UNLISTED_PER_S = 30
 """Metadata reads a second, on average, for keys no folder list covers: about 3 % of a core."""
 

@@ -13,7 +13,7 @@ import httpx
 
 from rotator.adapters.metrics.registry import Metrics
 from rotator.adapters.sinks.base import BaseSink, scrub
-from rotator.adapters.sinks.templates import register_references, render_body, resolve_header
+from rotator.adapters.sinks.templates import register_references, render_body, resolve_headers
 from rotator.adapters.tls import client_tls
 from rotator.config.common import check_plain_http
 from rotator.config.sinks import HttpSinkSettings
@@ -38,10 +38,7 @@ class HttpSink(BaseSink):
         return self._id
 
     async def _write(self, delivery: Delivery) -> None:
-        headers = {
-            name: resolve_header(value, where=f"header {name}")
-            for name, value in self.spec.headers.items()
-        }
+        headers = await resolve_headers(self.spec.headers)
         body = render_body(self.spec.body, delivery)
         if body.lstrip().startswith(("{", "[")) and not _has(headers, "content-type"):
             headers["Content-Type"] = "application/json"

@@ -5,6 +5,7 @@ A failing reload is a failed delivery: the integration may still run on the old 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
@@ -20,7 +21,7 @@ from rotator.adapters.sinks.http import (
     safe_url,
     send,
 )
-from rotator.adapters.sinks.templates import register_references, resolve_header
+from rotator.adapters.sinks.templates import register_references, resolve_headers
 from rotator.adapters.tls import client_tls
 from rotator.config.sinks import CommandReload, HttpReload, Reload, SignalReload, signal_number
 from rotator.domain.model import Delivery
@@ -52,7 +53,7 @@ class SignalReloadAction(ReloadAction):
         self.pid_file = spec.pid_file
 
     async def run(self, delivery: Delivery) -> None:
-        pid = read_pid(self.pid_file)
+        pid = await asyncio.to_thread(read_pid, self.pid_file)  # a file read: off the loop
         try:
             os.kill(pid, self.signal)
         except ProcessLookupError:
@@ -86,10 +87,7 @@ class HttpReloadAction(ReloadAction):
         self._client: httpx.AsyncClient | None = None
 
     async def run(self, delivery: Delivery) -> None:
-        headers = {
-            name: resolve_header(value, where=f"{self.what} header {name}")
-            for name, value in self.spec.headers.items()
-        }
+        headers = await resolve_headers(self.spec.headers, where=f"{self.what} ")
         if self._client is None:
             self._client = new_client(self._verify, self.spec.timeout_seconds)
         failure: SinkError | None = None

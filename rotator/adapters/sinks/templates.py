@@ -6,11 +6,12 @@ braces that must stay as they are.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from rotator.domain.model import Delivery
@@ -50,6 +51,22 @@ def resolve_header(value: str, *, where: str) -> str:
             "which a header cannot carry (check the file or variable it comes from)"
         )
     return resolved
+
+
+async def resolve_headers(headers: Mapping[str, str], *, where: str = "") -> dict[str, str]:
+    """Every header's value through :func:`resolve_header` (``where`` prefixes the header's
+    name in errors). A ``${file:}`` reference is read in a worker thread: a file read must
+    not block the event loop (a slow or hung file system would stop the daemon)."""
+
+    def resolve() -> dict[str, str]:
+        return {
+            name: resolve_header(value, where=f"{where}header {name}")
+            for name, value in headers.items()
+        }
+
+    if any("${file:" in value for value in headers.values()):
+        return await asyncio.to_thread(resolve)
+    return resolve()
 
 
 def register_references(values: Iterable[str]) -> None:

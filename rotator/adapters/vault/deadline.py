@@ -184,10 +184,12 @@ class _DeadlineAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
-def deadline_session() -> requests.Session:
-    """A requests session whose requests honour :data:`WATCHDOG`'s deadlines."""
+def deadline_session(connections: int = 10) -> requests.Session:
+    """A requests session whose requests honour :data:`WATCHDOG`'s deadlines, keeping up to
+    ``connections`` open per host: one for each thread that may call at once (more threads
+    than pooled connections would open and drop a connection per call)."""
     session = requests.Session()
-    adapter = _DeadlineAdapter()
+    adapter = _DeadlineAdapter(pool_maxsize=connections)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -1,8 +1,8 @@
 """The SecretStore adapter: KV v2 in Vault or OpenBao, through hvac.
 
-hvac is synchronous: every call runs in a worker thread through :meth:`VaultStore._call`,
-the one place that logs in, retries once after a refusal, maps failures to
-``rotator.errors`` and keeps ``rotator_vault_up`` current.
+hvac is synchronous: every call runs in a thread of Vault's own bounded pool through
+:meth:`VaultStore._call`, the one place that logs in, retries once after a refusal, maps
+failures to ``rotator.errors`` and keeps ``rotator_vault_up`` current.
 
 ``rotator_vault_up`` says whether Vault *answered*: 0 when it is down, sealed, timing out
 or failing with 5xx. A permission denied (a policy that misses a path, a refused login) is
@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -64,6 +66,11 @@ _UNAVAILABLE: dict[type[BaseException], str] = {
 }
 
 
+VAULT_CONCURRENCY = 16
+"""At most this many Vault requests at a time: hvac is synchronous, one thread each. The
+poll runs as many keys at a time on the Vault side (:mod:`rotator.app.scheduler`)."""
+
+
 class VaultStore:
     """KV v2 reads and check-and-set writes, as the daemon's one Vault client."""
 
@@ -75,7 +82,7 @@ class VaultStore:
         self._mount = settings.kv_mount
         # One client: one requests session, one connection pool for every thread.
         # An empty token, not None: hvac would pick up $VAULT_TOKEN or ~/.vault-token.
-        session = _session(settings)
+        session = _session(settings, VAULT_CONCURRENCY)
         self._client = hvac.Client(
             url=settings.address,
             token="",  # not a password: empty, so hvac reads no $VAULT_TOKEN  # nosec B106
@@ -89,6 +96,9 @@ class VaultStore:
         """Whether the server has the detailed-metadata list; None until first asked."""
         self._bulk_denied: set[str] = set()
         self._auth = Authenticator(self._client, settings.auth, metrics)
+        # Vault's own pool, not the loop's default one that file writes share: a slow or
+        # hanging Vault cannot take the threads sinks write with, nor they Vault's.
+        self._pool = ThreadPoolExecutor(VAULT_CONCURRENCY, thread_name_prefix="vault")
 
     # --- Keys --------------------------------------------------------------------------
 
@@ -307,6 +317,9 @@ class VaultStore:
         return _health_problem(answer)
 
     def close(self) -> None:
+        # A call under way ends in its thread (the watchdog bounds it); queued ones are
+        # dropped: nobody awaits them any more.
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.adapter.close()
 
     # --- The one way to Vault ----------------------------------------------------------
@@ -364,7 +377,8 @@ class VaultStore:
         """Run ``fn`` in a thread, logged in; map failures. ``path`` names the Vault path
         for messages and logs. hvac's InvalidPath passes through: callers know what a
         missing path means for them. ``probe``: a success says nothing of ``vault_up``."""
-        return await asyncio.to_thread(self._call_sync, path, fn, authenticated, maintain or probe)
+        call = functools.partial(self._call_sync, path, fn, authenticated, maintain or probe)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     def _call_sync(
         self, path: str, fn: Callable[[hvac.Client], T], authenticated: bool, maintain: bool
@@ -499,7 +513,7 @@ class VaultStore:
         self._metrics.errors.labels(component="vault").inc()
 
 
-def _session(settings: VaultSettings) -> requests.Session:
+def _session(settings: VaultSettings, connections: int) -> requests.Session:
     """A session that does not consult the environment on every request.
 
     With ``trust_env`` requests looks for ``~/.netrc`` and re-reads the proxy variables on
@@ -507,7 +521,7 @@ def _session(settings: VaultSettings) -> requests.Session:
     CA bundle from ``REQUESTS_CA_BUNDLE`` are read once here instead. (hvac takes the
     session's ``verify`` over its own argument.)
     """
-    session = deadline_session()
+    session = deadline_session(connections)
     session.trust_env = False
     session.proxies = requests.utils.get_environ_proxies(settings.address)
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
