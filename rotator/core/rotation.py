@@ -25,7 +25,7 @@ from rotator.core.backoff import BackoffPolicy
 from rotator.core.delivery import LEASE_LOST, Retry, deliver_all, unexpected
 from rotator.core.lease import RotationLease, orphaned
 from rotator.domain.choice import LEASE_SKEW, choose_target, leased_by_other, stale_lease
-from rotator.domain.expiry import compute_expiry
+from rotator.domain.expiry import Expiry, compute_expiry
 from rotator.domain.model import (
     Delivery,
     KeyState,
@@ -331,6 +331,31 @@ class Rotator:
         *,
         explicit: bool = False,
     ) -> RotationResult:
+        """Make ``target`` the active version: read and check it, ask Mistral, deliver it to
+        every sink under the lease, record it. Each step that ends the rotation early says
+        how in the result it returns."""
+        checked = await self._checked_candidate(key, state, cas, target, explicit=explicit)
+        if isinstance(checked, RotationResult):
+            return checked
+        candidate, expires_at = checked
+        refused = await self._ask_mistral(key, state, cas, target, candidate)
+        if refused is not None:
+            return refused
+        lease = await self._lease(key, state, cas, target)
+        if lease is None:
+            return _contended(state.active_version, "another instance acted first")
+        failure = await self._deliver_new(key, state, target, candidate, expires_at, lease)
+        if failure == LEASE_LOST:
+            return _contended(state.active_version, failure)
+        if failure:
+            return await self._record_failure(key, lease, target, failure)
+        return await self._record(key, state, outcome, target, candidate, lease)
+
+    async def _checked_candidate(
+        self, key: ManagedKey, state: KeyState, cas: int, target: int, *, explicit: bool
+    ) -> tuple[SecretVersion, datetime] | RotationResult:
+        """The version's secret and when it expires; or, when it cannot be promoted, the
+        result: gone (an error if ops named it), unreadable or expired (both rejected)."""
         try:
             candidate = await self.store.read_secret(key.vault_path, target)
             expiry = compute_expiry(
@@ -355,23 +380,34 @@ class Rotator:
             )
             return replace(rejected, secret_problem=_secret_problem(target, exc.field, exc.reason))
         if expiry.at <= self.clock():
-            if not expiry.assumed:
-                # A declared expiry already past is a typo or a stale key: the field is at fault.
-                log.error(
-                    "key.bad_secret",
-                    key=key.name,
-                    version=target,
-                    field="expires_at",
-                    reason=f"is in the past ({expiry.at.isoformat()})",
-                )
-            rejected = await self._reject(
-                key, state, cas, target, f"expired at {expiry.at.isoformat()}"
-            )
-            if expiry.assumed:
-                return rejected
-            past = f"is in the past ({expiry.at.isoformat()})"
-            return replace(rejected, secret_problem=_secret_problem(target, "expires_at", past))
+            return await self._reject_expired(key, state, cas, target, expiry)
+        return candidate, expiry.at
 
+    async def _reject_expired(
+        self, key: ManagedKey, state: KeyState, cas: int, target: int, expiry: Expiry
+    ) -> RotationResult:
+        if not expiry.assumed:
+            # A declared expiry already past is a typo or a stale key: the field is at fault.
+            log.error(
+                "key.bad_secret",
+                key=key.name,
+                version=target,
+                field="expires_at",
+                reason=f"is in the past ({expiry.at.isoformat()})",
+            )
+        rejected = await self._reject(
+            key, state, cas, target, f"expired at {expiry.at.isoformat()}"
+        )
+        if expiry.assumed:
+            return rejected
+        past = f"is in the past ({expiry.at.isoformat()})"
+        return replace(rejected, secret_problem=_secret_problem(target, "expires_at", past))
+
+    async def _ask_mistral(
+        self, key: ManagedKey, state: KeyState, cas: int, target: int, candidate: SecretVersion
+    ) -> RotationResult | None:
+        """None when Mistral takes the key; else the rotation is postponed (Mistral could not
+        say) or the version rejected (Mistral refused it: never retried unless forced)."""
         verdict = await self.verifier.verify(candidate.api_key)
         if verdict.status.is_transient:
             log.info(
@@ -393,26 +429,42 @@ class Rotator:
             return await self._reject(
                 key, state, cas, target, verdict.status.value, verdict.status, candidate
             )
+        return None
 
-        lease = await self._lease(key, state, cas, target)
-        if lease is None:
-            return _contended(state.active_version, "another instance acted first")
+    async def _deliver_new(
+        self,
+        key: ManagedKey,
+        state: KeyState,
+        target: int,
+        candidate: SecretVersion,
+        expires_at: datetime,
+        lease: RotationLease,
+    ) -> str | None:
+        """Every sink gets the new key, or none keeps it (the previous one is put back where
+        it already landed); the failure, if any (``LEASE_LOST`` when the lease went)."""
         previous = await self._read_quietly(key, state.active_version)
         self.in_delivery[key.name] = target
         try:
-            failure = await deliver_all(
+            return await deliver_all(
                 key.sinks,
-                self._delivery(key, candidate, expiry.at),
+                self._delivery(key, candidate, expires_at),
                 previous=self._delivery(key, previous) if previous else None,
                 retry=self._retry,
                 keep_lease=lease.keep,
             )
         finally:
             self.in_delivery.pop(key.name, None)
-        if failure == LEASE_LOST:
-            return _contended(state.active_version, failure)
-        if failure:
-            return await self._record_failure(key, lease, target, failure)
+
+    async def _record(
+        self,
+        key: ManagedKey,
+        state: KeyState,
+        outcome: RotationOutcome,
+        target: int,
+        candidate: SecretVersion,
+        lease: RotationLease,
+    ) -> RotationResult:
+        """Release the lease with the new active version recorded: the commit point."""
         now = self.clock()
         # ``replace``: what others keep in the state (open intake links, reminders) survives.
         final = replace(
