@@ -39,7 +39,7 @@ CAS_RETRY = BackoffPolicy(0.05, 0.4)
 instance): read again soon; the jitter keeps two writers from colliding again."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Backoff:
     """Failures of one thing (a key, Vault) so far, and when it may be tried again."""
 

@@ -48,7 +48,7 @@ from rotator.ports import SecretStore, Sink, Verifier
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ManagedKey:
     name: str
     vault_path: str

@@ -41,7 +41,9 @@ class UnknownKey(RotatorError):
     """No managed key has that name."""
 
 
-@dataclass
+# One of these (and its view, backoff, secret, expiry) a key: slots, not a dict each, save
+# about 1 KB a key, 10 MiB at 10,000 tenants.
+@dataclass(slots=True)
 class _Tracked:
     key: ManagedKey
     view: KeyView

@@ -19,7 +19,7 @@ class Band(enum.IntEnum):
     EXPIRED = 3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Expiry:
     at: datetime
     assumed: bool

@@ -10,7 +10,7 @@ from typing import Any
 from rotator.domain.model import Status
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KeyView:
     """The last known state of one key, as the API, the CLI and the metrics show it."""
 

@@ -71,7 +71,7 @@ def fingerprint(api_key: str) -> str:
     return api_key[-4:] if len(api_key) >= 8 else "****"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SecretVersion:
     """One version of a key's KV v2 secret. ``api_key`` is kept out of repr."""
 

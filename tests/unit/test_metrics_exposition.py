@@ -68,6 +68,23 @@ def test_new_keys_start_with_zero_counters_and_unknown_status() -> None:
     assert sample("mistral_key_status", {"key": "fresh", "status": "valid"}) == 0
 
 
+def test_a_key_has_one_status_at_1_and_the_seven_others_at_0_whatever_came_before() -> None:
+    metrics = Metrics()
+    metrics.add_key("k")
+    moves = [Status.VALID, Status.UNKNOWN, Status.INVALID, Status.VALID, Status.VALID]
+    for status in moves:
+        metrics.set_status("k", status)
+        found = {
+            labels[1][1]: value
+            for name, labels, value in samples(metrics.exposition().decode())
+            if name == "mistral_key_status"
+        }
+        assert found == {s.value: (1.0 if s is status else 0.0) for s in Status}
+        assert samples(metrics.exposition().decode()) == samples(
+            generate_latest(metrics.registry).decode()
+        )
+
+
 def test_odd_label_values_and_numbers_stay_parseable() -> None:
     family = KeyFamily("odd", "Help with a \\ and a\nnewline.", ("key",), "gauge")
     family.labels(key='a"b\\c\nd').set(float("inf"))

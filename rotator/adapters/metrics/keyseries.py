@@ -138,6 +138,73 @@ class KeyFamily:
             out.append(f'{head}{labels[0]}{rest}"}} {value!r}\n')
 
 
+class _OneOfChild:
+    __slots__ = ("_choice", "_family", "_key")
+
+    def __init__(self, family: OneOfFamily, key: str, choice: str) -> None:
+        self._family, self._key, self._choice = family, key, choice
+
+    def set(self, value: float) -> None:
+        self._family.put(self._key, self._choice, float(value))
+
+    def get(self) -> float:
+        return 1.0 if self._family.chosen.get(self._key, "") == self._choice else 0.0
+
+
+class OneOfFamily(KeyFamily):
+    """A gauge labelled ``key`` and one more label, whose series for a key are 1 for one of
+    ``choices`` and 0 for the others (the key's status): one entry a key holds them all, not
+    one a series. At 10,000 keys that is 80,000 series in 10,000 entries (about 7 MiB less).
+    """
+
+    def __init__(self, name: str, documentation: str, label: str, choices: tuple[str, ...]):
+        super().__init__(name, documentation, ("key", label), "gauge")
+        self.choices = choices
+        self.chosen: dict[str, str | None] = {}
+        """Key -> the choice at 1 (None: all at 0)."""
+
+    def labels(self, **labels: str) -> _OneOfChild:  # type: ignore[override]
+        try:
+            key, choice = (labels[n] for n in self.label_names)
+        except KeyError:
+            raise ValueError(f"{self.name} takes labels {self.label_names}") from None
+        if choice not in self.choices:
+            raise ValueError(f"{self.name}: {choice!r} is none of {self.choices}")
+        return _OneOfChild(self, key, choice)
+
+    def put(self, key: str, choice: str, value: float) -> None:
+        with self.lock:
+            if value == 1.0:
+                self.chosen[key] = choice
+            elif value == 0.0:
+                if self.chosen.get(key, choice) == choice:
+                    self.chosen[key] = None
+            else:
+                raise ValueError(f"{self.name} holds 0 or 1, not {value!r}")
+
+    def remove(self, *values: str) -> None:
+        with self.lock:
+            del self.chosen[values[0]]
+
+    def _series(self) -> Iterator[tuple[tuple[str, ...], float]]:
+        with self.lock:
+            snapshot = self.chosen.copy()
+        for key, chosen in snapshot.items():
+            for choice in self.choices:
+                yield (key, choice), 1.0 if choice == chosen else 0.0
+
+    def render(self, out: list[str]) -> None:
+        out.append(f"# HELP {self.name} {_escape_help(self.documentation)}\n")
+        out.append(f"# TYPE {self.name} {self.kind}\n")
+        head = f'{self.sample_name}{{{self.label_names[0]}="'
+        tails = [(c, f'",{self.label_names[1]}="{_escape(c)}"}} ') for c in self.choices]
+        with self.lock:
+            snapshot = self.chosen.copy()
+        for key, chosen in snapshot.items():
+            start = head + _escape(key)
+            out.extend([f"{start}{tail}{'1.0' if c == chosen else '0.0'}\n" for c, tail in tails])
+
+
 def _escape(value: str) -> str:
     if "\\" in value or '"' in value or "\n" in value:
         return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")

@@ -10,7 +10,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from rotator import __version__
-from rotator.adapters.metrics.keyseries import KeyFamily
+from rotator.adapters.metrics.keyseries import KeyFamily, OneOfFamily
 from rotator.domain.model import Outcome, Status
 
 ROTATION_RESULTS = (Outcome.ROTATED, Outcome.REJECTED, Outcome.FAILED, Outcome.ROLLED_BACK)
@@ -52,8 +52,11 @@ class Metrics:
         self.valid = self._key_gauge(
             "mistral_key_valid", "1 when the last definite verification said valid."
         )
-        status = KeyFamily(
-            "mistral_key_status", "1 for the key's current status.", ("key", "status"), "gauge"
+        status = OneOfFamily(
+            "mistral_key_status",
+            "1 for the key's current status.",
+            "status",
+            tuple(s.value for s in Status),
         )
         code = KeyFamily(
             "mistral_key_status_code",
