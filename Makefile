@@ -41,8 +41,10 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
+# Two workers: most tests wait on a daemon, a Vault or a browser, so two share 2 cores well
+# (19 min instead of about 30 at the same machine load; every test runs alone in either).
 test: $(STAMP) system-deps lint
-	$(BIN)/pytest -q -p no:cacheprovider --durations=15
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
