@@ -26,6 +26,7 @@ from rotator.adapters.vault.gateway import VaultStore
 from rotator.admin.server import AdminServer
 from rotator.admin.state import AdminDeps
 from rotator.app.discovery import Discovery
+from rotator.app.minting import AdminKeysDeps, build_admin_keys
 from rotator.app.scheduler import build_scheduler
 from rotator.app.watch import Watch
 from rotator.config import Settings
@@ -96,6 +97,22 @@ def build_app(settings: Settings, *, with_sinks: bool = True) -> App:
     for key in settings.keys:
         service.add(app.new_key(key.name, key.vault_path, key.sinks))
     return app
+
+
+def add_admin_keys(app: App) -> AdminKeysDeps | None:
+    """Mistral's Admin API, inventory and minting, with ``mistral.admin``: kept on ``app`` for
+    the admin API and ``aclose``; returned for the daemon's task. ConfigError when the admin
+    key is unreadable."""
+    built = build_admin_keys(
+        app.settings,
+        metrics=app.metrics,
+        store=app.store,
+        verifier=app.verifier,
+        service=app.service,
+    )
+    if built is not None:
+        app.admin_keys, app.admin_client = built.keys, built.client
+    return built
 
 
 def build_discovery(app: App) -> Discovery | None:

@@ -84,16 +84,16 @@ def build_scheduler(
             batch.add_done_callback(batches.discard)
 
     scheduler.add_job(
-        poll_all,
+        _ends_quietly(poll_all),
         "interval",
         seconds=poll_s,
         id="poll",
         next_run_time=now,
         jitter=min(poll_s / 10, 5.0),
     )
-    scheduler.add_job(checks.run_due, "interval", seconds=checks.tick_s, id="verify")
+    scheduler.add_job(_ends_quietly(checks.run_due), "interval", seconds=checks.tick_s, id="verify")
     scheduler.add_job(
-        maintain_token,
+        _ends_quietly(maintain_token),
         "interval",
         seconds=TOKEN_CHECK_S,
         id="vault-token",
@@ -103,6 +103,20 @@ def build_scheduler(
 
 
 _E = TypeVar("_E")
+
+
+def _ends_quietly(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """``job``, ending without an error when the scheduler's shutdown cancels it at stop
+    (Vault's token upkeep or a verification under way): the daemon stopping, not the job
+    failing. APScheduler would log the CancelledError as the job's error, with a traceback."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            log.debug("scheduler.job_cancelled", job=getattr(job, "__name__", repr(job)))
+
+    return run
 
 
 class _Ration:

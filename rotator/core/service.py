@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from rotator.core.backoff import Backoff, BackoffPolicy
 from rotator.core.rotation import ManagedKey, RotationResult, Rotator, retry_policy
@@ -31,6 +32,7 @@ from rotator.errors import (
 from rotator.logs import get_logger
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 class KeyBusy(RotatorError):
@@ -41,13 +43,29 @@ class UnknownKey(RotatorError):
     """No managed key has that name."""
 
 
+class _KeyLock(asyncio.Lock):
+    """A key's lock that knows the task holding it: at stop, an operation still under way
+    after the grace period is cancelled before the clients it uses are closed."""
+
+    holder: asyncio.Task[Any] | None = None
+
+    async def acquire(self) -> Literal[True]:
+        await super().acquire()
+        self.holder = asyncio.current_task()
+        return True
+
+    def release(self) -> None:
+        self.holder = None
+        super().release()
+
+
 # One of these (and its view, backoff, secret, expiry) a key: slots, not a dict each, save
 # about 1 KB a key, 10 MiB at 10,000 tenants.
 @dataclass(slots=True)
 class _Tracked:
     key: ManagedKey
     view: KeyView
-    lock: asyncio.Lock
+    lock: _KeyLock
     backoff: Backoff
     active: SecretVersion | None = None
     expiry: Expiry | None = None
@@ -78,6 +96,7 @@ class KeyService:
         self.clock = rotator.clock
         self._keys: dict[str, _Tracked] = {}
         self._removals: set[asyncio.Task[None]] = set()
+        self._stopping = False
         poll_s = self.settings.schedule.poll_interval.total_seconds()
         self._vault_backoff = Backoff(BackoffPolicy(min(1.0, poll_s), max(2 * poll_s, 10.0)))
 
@@ -85,7 +104,7 @@ class KeyService:
 
     def add(self, key: ManagedKey) -> None:
         backoff = Backoff(retry_policy(self.settings))
-        self._keys[key.name] = _Tracked(key, KeyView(key.name), asyncio.Lock(), backoff)
+        self._keys[key.name] = _Tracked(key, KeyView(key.name), _KeyLock(), backoff)
         self.metrics.add_key(key.name)
         self.metrics.keys_managed.set(len(self._keys))
 
@@ -152,6 +171,26 @@ class KeyService:
     def busy(self, name: str) -> bool:
         return self._get(name).lock.locked()
 
+    # --- at stop (rotator.app.daemon) -----------------------------------------------------
+
+    def stop_polling(self) -> None:
+        """A poll asked for from now on does nothing: a batch under way takes no more keys."""
+        self._stopping = True
+
+    async def wait_idle(self) -> None:
+        """Return once no operation holds any key (each lock taken and let go in turn)."""
+        for tracked in list(self._keys.values()):
+            async with tracked.lock:
+                pass
+
+    def cancel_operations(self) -> list[asyncio.Task[Any]]:
+        """Cancel the tasks holding a key (past the stop's grace period); returned, so that
+        the caller can let them unwind."""
+        holders = {t.lock.holder for t in self._keys.values() if t.lock.holder is not None}
+        for task in holders:
+            task.cancel()
+        return list(holders)
+
     # --- for minting and inventory (rotator.core.admin_keys) -------------------------------
 
     def key(self, name: str) -> ManagedKey:
@@ -204,7 +243,7 @@ class KeyService:
         # rather than skip: its next poll may be an hour away, and until it ran the key
         # has nothing to verify.
         busy = t.lock.locked() and t.started
-        if busy or not t.backoff.ready() or not self._vault_backoff.ready():
+        if self._stopping or busy or not t.backoff.ready() or not self._vault_backoff.ready():
             return None
         async with t.lock:
             result: RotationResult | None = await self._guard(
@@ -278,7 +317,7 @@ class KeyService:
 
     # --- internals -------------------------------------------------------------------------
 
-    async def _guard(self, t: _Tracked, work: Any) -> Any:
+    async def _guard(self, t: _Tracked, work: Awaitable[T]) -> T | None:
         """One key's trouble is reported on that key and goes no further."""
         try:
             result = await work
