@@ -7,9 +7,10 @@ import getpass
 import ipaddress
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
@@ -18,7 +19,11 @@ from rotator.domain.model import KEY_NAME, Outcome
 from rotator.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, ConfigError, RotatorError
 
 if TYPE_CHECKING:
+    from rotator.cli.client import AdminClient
     from rotator.config import Settings
+
+T = TypeVar("T")
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 config_option = click.option(
     "--config",
@@ -234,7 +239,7 @@ def _remember_tls(ctx: click.Context, param: click.Parameter, value: Path | None
     ctx.meta.setdefault("rotator.tls", {})[param.name] = value
 
 
-def admin_options(command: Any) -> Any:
+def admin_options(command: Command) -> Command:
     for option, env, what in reversed(TLS_OPTIONS):
         command = click.option(
             option,
@@ -283,7 +288,9 @@ def _unspecified(host: str) -> bool:
         return False
 
 
-def _client(url: str | None, token_file: Path | None, config_file: Path | None = None) -> Any:
+def _client(
+    url: str | None, token_file: Path | None, config_file: Path | None = None
+) -> AdminClient:
     from rotator.cli.client import DEFAULT_URL, AdminClient, read_token
 
     if config_file is not None:
@@ -301,7 +308,7 @@ def _client(url: str | None, token_file: Path | None, config_file: Path | None =
     return AdminClient(url or DEFAULT_URL, read_token(token_file), **tls)
 
 
-def _talk(work: Any) -> Any:
+def _talk(work: Callable[[], T]) -> T:
     """Run ``work``; a DaemonError becomes its message on stderr and its exit status."""
     from rotator.cli.client import DaemonError
 
