@@ -86,8 +86,15 @@ def test_sealed_vault_delivers_nothing_until_unsealed(sealable_stack: Stack) -> 
     daemon.wait_until(lambda: read_key(sink) == v2, 20, "v2 delivered after the unseal")
     daemon.wait_until(lambda: readiness(daemon)[0] == 200, 10, "ready again")
     assert daemon.metric("rotator_vault_up") == 1
-    assert stack.state(config, "portal")["active_version"] == 2
-    assert daemon.metric("mistral_key_active_version", key="portal") == 2
+    # The sinks get the key before the state records it (the commit point comes last).
+    daemon.wait_until(
+        lambda: (
+            stack.state(config, "portal").get("active_version") == 2
+            and daemon.metric("mistral_key_active_version", key="portal") == 2
+        ),
+        10,
+        "v2 recorded and exported",
+    )
     stack.assert_no_key_leaked()
 
 
