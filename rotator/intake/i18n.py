@@ -57,6 +57,9 @@ EN = {
     "not_saved": "Nothing was stored; the link is still valid.",
     "attempts_left": "Attempts left with this link: {left}.",
     "conflict": "The key could not be stored just now. Please try again.",
+    "unavailable_title": "Please try again in a few minutes",
+    "unavailable": "This page cannot be used just now: our key store does not answer. Your "
+    "link still works; please try again in a few minutes.",
     "gone_title": "This link is no longer valid",
     "gone": "The link was used already, has expired or was withdrawn. Please ask your contact "
     "for a new link.",
@@ -135,6 +138,9 @@ DE = {
     "attempts_left": "Verbleibende Versuche mit diesem Link: {left}.",
     "conflict": "Der Schlüssel konnte gerade nicht gespeichert werden. Bitte versuchen Sie "
     "es erneut.",
+    "unavailable_title": "Bitte versuchen Sie es in einigen Minuten erneut",
+    "unavailable": "Diese Seite ist gerade nicht nutzbar: unser Schlüsselspeicher antwortet "
+    "nicht. Ihr Link bleibt gültig; bitte versuchen Sie es in einigen Minuten erneut.",
     "gone_title": "Dieser Link ist nicht mehr gültig",
     "gone": "Der Link wurde bereits verwendet, ist abgelaufen oder wurde zurückgezogen. "
     "Bitte fragen Sie Ihren Ansprechpartner nach einem neuen Link.",
@@ -207,6 +213,9 @@ IT = {
     "not_saved": "Non è stato salvato nulla; il link è ancora valido.",
     "attempts_left": "Tentativi rimasti con questo link: {left}.",
     "conflict": "Non è stato possibile salvare la chiave in questo momento. Riprova.",
+    "unavailable_title": "Riprova tra qualche minuto",
+    "unavailable": "Questa pagina non è utilizzabile in questo momento: il nostro archivio "
+    "delle chiavi non risponde. Il link resta valido; riprova tra qualche minuto.",
     "gone_title": "Questo link non è più valido",
     "gone": "Il link è già stato usato, è scaduto o è stato ritirato. Chiedi un nuovo link al "
     "tuo referente.",

@@ -21,9 +21,13 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rotator.errors import RotatorError
 from rotator.intake import i18n
 from rotator.intake import links as L
 from rotator.intake.service import Answer, IntakeService, Page
+from rotator.logs import get_logger
+
+log = get_logger(__name__)
 
 MAX_FORM_BYTES = 8192
 CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
@@ -75,12 +79,20 @@ def create_app(service: IntakeService) -> ASGIApp:
 
     async def intake(request: Request) -> Response:
         token = request.path_params["token"]
-        if request.method == "GET":
-            page = await service.open(token)
-            if page is None:
-                return _render_gone(request)
-            return _render(request, page, status=200, token=token)
-        return await _post(request, token)
+        try:
+            if request.method == "GET":
+                page = await service.open(token)
+                if page is None:
+                    return _render_gone(request)
+                return _render(request, page, status=200, token=token)
+            return await _post(request, token)
+        except RotatorError as exc:
+            # Vault down or its state changing under us: the owner is told to come back, and
+            # the link is not used up (a key already stored is stored again, harmlessly).
+            log.warning("intake.unavailable", method=request.method.lower(), error=str(exc))
+            response = _render_error(request, "unavailable", 503)
+            response.headers["retry-after"] = "60"
+            return response
 
     async def _post(request: Request, token: str) -> Response:
         declared = request.headers.get("content-length")

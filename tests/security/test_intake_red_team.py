@@ -1,0 +1,95 @@
+"""The intake as an attacker and a hurried operator use it: what a red team found.
+
+One daemon (intake on) whose Vault is reached through a proxy that can be cut, links made
+through the admin API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from rotator.demo.standin import MistralStandIn
+from rotator.intake.links import csrf_for
+from tests.faults.proxy import FaultProxy
+from tests.fixtures.daemon import DaemonProcess, KeyKit
+from tests.fixtures.openbao import OpenBaoServer
+from tests.intake_helpers import intake_daemon, iso_date, new_value, vault_versions
+
+NAME = "tenant"
+
+
+@dataclass
+class Rig:
+    daemon: DaemonProcess
+    kit: KeyKit
+    openbao: OpenBaoServer
+    standin: MistralStandIn
+    vault: FaultProxy
+    base: str
+
+    def link(self) -> str:
+        answer = self.daemon.api("POST", f"/api/v1/keys/{NAME}/intake", json={"ttl": "1h"})
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["url"])
+
+    def post(self, url: str, api_key: str, expires_at: str) -> httpx.Response:
+        token = url.rpartition("/")[2]
+        form = {"csrf": csrf_for(token), "api_key": api_key, "expires_at": expires_at}
+        return httpx.post(url, data=form, headers={"origin": self.base}, timeout=30)
+
+    def good(self) -> str:
+        value = new_value()
+        self.standin.set_key(value, "valid")
+        self.kit.values.append(value)
+        return value
+
+    def versions(self) -> int:
+        return vault_versions(self.openbao, self.kit.path(NAME))
+
+
+@pytest.fixture(scope="module")
+def rig(openbao: OpenBaoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    with (
+        MistralStandIn() as standin,
+        FaultProxy(("127.0.0.1", openbao.port)) as vault,
+    ):
+        kit = KeyKit(openbao, standin, f"mistral/intake-red-{new_value()[:8]}")
+        kit.put(NAME, expires_at=iso_date(20))
+        daemon = intake_daemon(tmp_path_factory.mktemp("intake-red"), openbao, standin, kit, NAME)
+        daemon.config["vault"]["address"] = vault.url
+        daemon.start()
+        try:
+            daemon.wait_checked([NAME])
+            event = daemon.events("intake.listening")[-1]
+            yield Rig(daemon, kit, openbao, standin, vault, event["public_url"])
+        finally:
+            vault.passthrough()
+            vault.accept()
+            daemon.stop()
+
+
+def test_vault_down_the_owner_is_told_to_come_back_and_the_link_still_works(rig: Rig) -> None:
+    url = rig.link()
+    key = rig.good()
+    before = rig.versions()
+    rig.vault.refuse()
+    try:
+        opened = httpx.get(url, timeout=30)
+        posted = rig.post(url, key, iso_date(200))
+    finally:
+        rig.vault.accept()
+    for answer in (opened, posted):
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] == "60"
+        assert answer.headers["cache-control"] == "no-store"
+        assert "try again in a few minutes" in answer.text
+        assert "still works" in answer.text
+    assert "Traceback" not in rig.daemon.output()
+    assert rig.daemon.events("intake.unavailable")
+    # Not used up: once Vault is back the same link takes the key.
+    assert rig.post(url, key, iso_date(200)).status_code == 200
+    assert rig.versions() == before + 1
