@@ -107,6 +107,8 @@ def _open(
 ) -> _Opened:
     """Bind the listeners and build the object graph, each part registered on ``opened`` as
     soon as it exists. Raises ConfigError naming what cannot be had."""
+    # First on the stack, so last off it: a signal meanwhile still means "stop".
+    _handle_signals(opened, stop)
     web = bootstrap.open_web_config(settings)
     admin = bootstrap.open_admin(settings) if admin_api else None
     if admin is not None:
@@ -116,7 +118,6 @@ def _open(
     intake = bootstrap.open_intake(settings, web)
     if intake is not None:
         opened.callback(intake.close)
-    _handle_signals(opened, stop)
     app = bootstrap.build_app(settings)
     opened.push_async_callback(app.aclose)
     minting = bootstrap.add_admin_keys(app)
@@ -216,9 +217,19 @@ def _handle_signals(opened: contextlib.AsyncExitStack, stop: asyncio.Event) -> N
     # "reloads" it as they would another daemon.
     handlers = {signal.SIGTERM: stop.set, signal.SIGINT: stop.set, signal.SIGHUP: _sighup}
     for sig, handler in handlers.items():
+        previous = signal.getsignal(sig)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, handler)
-            opened.callback(loop.remove_signal_handler, sig)
+            opened.callback(_restore, loop, sig, previous)
+
+
+def _restore(loop: asyncio.AbstractEventLoop, sig: signal.Signals, previous: Any) -> None:
+    """The handler that was there before, not the default: asyncio's removal puts back
+    SIG_DFL, and a second SIGTERM during the last of a clean stop would then kill the process
+    (exit -15 instead of 0). ``rotator run`` puts a quiet exit there."""
+    loop.remove_signal_handler(sig)
+    if previous is not None:
+        signal.signal(sig, previous)
 
 
 def _sighup() -> None:

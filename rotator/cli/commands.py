@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import ipaddress
 import json
+import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -64,6 +65,12 @@ def run(
     config_file: Path | None, log_format: Literal["json", "console"] | None, log_level: str
 ) -> None:
     """Run the daemon until SIGTERM or SIGINT."""
+    # Outside the daemon's own handlers (before they are set, after they are gone) SIGTERM
+    # and SIGINT end the process quietly with 0: during start-up nothing has begun, and at
+    # the end of a clean stop a second signal (Ctrl-C pressed twice) must not turn it into
+    # a death by signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_quietly)
     settings = _load(config_file)
     from rotator import logs
 
@@ -77,6 +84,13 @@ def run(
     except ConfigError as exc:  # the admin API cannot start: no token, port taken
         click.echo(str(exc), err=True)
         sys.exit(EXIT_USAGE)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_OK)
 
 
 @cli.command()
