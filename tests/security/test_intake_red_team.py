@@ -93,3 +93,31 @@ def test_vault_down_the_owner_is_told_to_come_back_and_the_link_still_works(rig:
     # Not used up: once Vault is back the same link takes the key.
     assert rig.post(url, key, iso_date(200)).status_code == 200
     assert rig.versions() == before + 1
+
+
+@pytest.mark.parametrize(
+    ("ttl", "said"),
+    [
+        ("0s", "between 1m and 90d"),
+        ("30s", "between 1m and 90d"),
+        ("365d", "between 1m and 90d"),
+        ("100000d", "at most 3650d"),
+        ("-1d", "not a duration"),
+        ("7", "not a duration"),
+        ("1w", "not a duration"),
+    ],
+)
+def test_a_ttl_out_of_bounds_is_refused_naming_it(rig: Rig, ttl: str, said: str) -> None:
+    answer = rig.daemon.api("POST", f"/api/v1/keys/{NAME}/intake", json={"ttl": ttl})
+    assert answer.status_code == 422, answer.text
+    assert said in answer.text and "ttl" in answer.text
+    cli = rig.daemon.cli("intake", NAME, "--ttl", ttl)
+    assert cli.returncode == 2, cli
+    assert said in cli.stderr and cli.stdout == ""
+    assert "Traceback" not in rig.daemon.output()
+
+
+def test_a_ttl_at_the_bounds_makes_a_link(rig: Rig) -> None:
+    for ttl in ("1m", "90d"):
+        answer = rig.daemon.api("POST", f"/api/v1/keys/{NAME}/intake", json={"ttl": ttl})
+        assert answer.status_code == 200, answer.text
