@@ -80,7 +80,7 @@ def create_app(service: IntakeService) -> ASGIApp:
     async def intake(request: Request) -> Response:
         token = request.path_params["token"]
         try:
-            if request.method == "GET":
+            if request.method in ("GET", "HEAD"):
                 page = await service.open(token)
                 if page is None:
                     return _render_gone(request)

@@ -121,3 +121,13 @@ def test_a_ttl_at_the_bounds_makes_a_link(rig: Rig) -> None:
     for ttl in ("1m", "90d"):
         answer = rig.daemon.api("POST", f"/api/v1/keys/{NAME}/intake", json={"ttl": ttl})
         assert answer.status_code == 200, answer.text
+
+
+def test_head_answers_as_get_does(rig: Rig) -> None:
+    """A link checker or a mail scanner sends HEAD: it sees what GET would, uses nothing up."""
+    url = rig.link()
+    head = httpx.head(url, timeout=30)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["cache-control"] == "no-store"
+    assert httpx.head(f"{rig.base}/intake/{NAME}.{'A' * 43}", timeout=30).status_code == 410
+    assert httpx.get(url, timeout=30).status_code == 200
