@@ -54,6 +54,8 @@ class Footprint:
     cycles: list[PollCycle] = field(default_factory=list)
     metrics_bytes: int = 0
     metrics_fetch_ms: float = 0.0
+    poll_interval: str | None = None
+    """As configured; None: the default."""
 
 
 class Daemon:
@@ -273,4 +275,5 @@ def measure(
         cycles=cycles,
         metrics_bytes=fetches[-1][0],
         metrics_fetch_ms=statistics.median(ms for _, ms in fetches),
+        poll_interval=poll_interval,
     )

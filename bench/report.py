@@ -31,6 +31,8 @@ class Issue12:
     """What the table of issue 12 needs, gathered during the run."""
 
     footprint: Footprint | None = None
+    footprint_30s: Footprint | None = None
+    """The issue's CPU row is defined at ``poll_interval: 30s``."""
     render: Exposition | None = None
     commands: dict[str, list[float]] = field(default_factory=dict)
     propagation: Samples | None = None
@@ -65,15 +67,18 @@ class Table:
         )
 
     def footprint(self, f: Footprint) -> None:
-        if self.issue.footprint is None or f.keys >= self.issue.footprint.keys:
+        if f.poll_interval == "30s":
+            self.issue.footprint_30s = f
+        elif self.issue.footprint is None or f.keys >= self.issue.footprint.keys:
             self.issue.footprint = f
         n = _n(f.keys)
         start = "first start, no state" if self.args.from_scratch else "restart"
         self._add(f"daemon first poll, {n} keys ({start})", f"{f.first_poll_s:.1f} s")
         self._add(f"daemon resident memory, {n} keys", f"{f.rss_mib:.0f} MiB")
         idle = "n/a (no idle moment seen)" if f.idle_cpu_pct is None else f"{f.idle_cpu_pct:.2f} %"
+        interval = "default" if f.poll_interval is None else f.poll_interval
         self._add(
-            f"daemon CPU, {n} keys, default poll_interval",
+            f"daemon CPU, {n} keys, poll_interval {interval}",
             f"{f.average_cpu_pct:.1f} % of a core on average; {idle} between polls",
         )
         if f.cycles:
@@ -157,11 +162,24 @@ class Table:
                     _verdict(None if requests is None else requests <= pages + 10),
                 )
             )
+            # The issue defines this row at poll_interval 30s; the default is shown beside it
+            # because the propagation goal is met at the default, not at 30s.
+            f30 = i.footprint_30s
             rows.append(
                 (
-                    f"daemon CPU on average, {_n(n)} keys, poll_interval {i.default_poll_s:g}s",
+                    f"daemon CPU on average, {_n(f30.keys if f30 else n)} keys, poll_interval 30s",
                     "50 % of a core (10,000 keys, 30s)",
                     "<= 3 %",
+                    "not measured (--quick)" if f30 is None else f"{f30.average_cpu_pct:.1f} %",
+                    _verdict(None if f30 is None else f30.average_cpu_pct <= 3),
+                )
+            )
+            rows.append(
+                (
+                    f"daemon CPU on average, {_n(n)} keys, poll_interval "
+                    f"{i.default_poll_s:g}s (the default)",
+                    "-",
+                    "<= 3 % (if the default is to keep the goal above)",
                     f"{f.average_cpu_pct:.1f} %",
                     _verdict(f.average_cpu_pct <= 3),
                 )
