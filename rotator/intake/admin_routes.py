@@ -12,6 +12,7 @@ from rotator.admin.auth import require_token
 from rotator.admin.models import Problem
 from rotator.admin.state import state_of
 from rotator.config.common import parse_duration
+from rotator.errors import RotatorError
 from rotator.intake.service import IntakeService
 
 MIN_TTL, MAX_TTL = timedelta(minutes=1), timedelta(days=90)
@@ -54,6 +55,7 @@ _ANSWERS: dict[int | str, dict[str, object]] = {
     401: {"model": Problem, "description": "No bearer token."},
     403: {"model": Problem, "description": "Wrong bearer token."},
     404: {"model": Problem, "description": "No managed key has that name, or no intake."},
+    503: {"model": Problem, "description": "Vault cannot be reached; nothing changed."},
 }
 
 router = APIRouter(prefix="/api/v1", tags=["intake"], dependencies=[Depends(require_token)])
@@ -80,7 +82,10 @@ async def create_link(
 ) -> IntakeLink:
     """A fresh one-time link for the key's owner to hand over the next key."""
     service = _intake(request, name)
-    url, expires = await service.create(name, body.duration() if body is not None else None)
+    try:
+        url, expires = await service.create(name, body.duration() if body is not None else None)
+    except RotatorError as exc:
+        raise _unavailable(exc) from None
     return IntakeLink(url=url, expires_at=expires)
 
 
@@ -92,4 +97,14 @@ async def create_link(
 )
 async def revoke_links(name: str, request: Request) -> IntakeRevoked:
     """Every open link of the key stops working at once."""
-    return IntakeRevoked(revoked=await _intake(request, name).revoke(name))
+    service = _intake(request, name)
+    try:
+        return IntakeRevoked(revoked=await service.revoke(name))
+    except RotatorError as exc:
+        raise _unavailable(exc) from None
+
+
+def _unavailable(exc: RotatorError) -> HTTPException:
+    """Vault down or the key's state changing under us: a 503 that says so (it was a bare
+    500 and a traceback), nothing changed."""
+    return HTTPException(503, f"the key's links could not be changed: {exc}; try again")

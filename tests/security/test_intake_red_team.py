@@ -131,3 +131,19 @@ def test_head_answers_as_get_does(rig: Rig) -> None:
     assert head.headers["cache-control"] == "no-store"
     assert httpx.head(f"{rig.base}/intake/{NAME}.{'A' * 43}", timeout=30).status_code == 410
     assert httpx.get(url, timeout=30).status_code == 200
+
+
+def test_vault_down_making_or_withdrawing_a_link_says_so(rig: Rig) -> None:
+    rig.vault.refuse()
+    try:
+        made = rig.daemon.api("POST", f"/api/v1/keys/{NAME}/intake", json={"ttl": "1h"})
+        withdrawn = rig.daemon.api("DELETE", f"/api/v1/keys/{NAME}/intake")
+        cli = rig.daemon.cli("intake", NAME)
+    finally:
+        rig.vault.accept()
+    for answer in (made, withdrawn):
+        assert answer.status_code == 503, answer.text
+        assert "vault unreachable" in answer.json()["detail"]
+    assert cli.returncode == 1, cli
+    assert "vault unreachable" in cli.stderr and cli.stdout == ""
+    assert "Traceback" not in rig.daemon.output()
