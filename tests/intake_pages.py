@@ -57,6 +57,7 @@ NOT_SHOWN = {
     "expiry_missing": "the browser's required field stops an empty date",
     "expiry_format": "the date field sends only YYYY-MM-DD",
     "conflict": "only when another write to Vault wins the race",
+    "unavailable": "only while Vault cannot be reached (tests/security/test_intake_red_team.py)",
 }
 """Outcomes without a screenshot, and why: a browser does not get there."""
 
