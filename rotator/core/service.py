@@ -177,6 +177,11 @@ class KeyService:
         """A poll asked for from now on does nothing: a batch under way takes no more keys."""
         self._stopping = True
 
+    @property
+    def stopping(self) -> bool:
+        """The daemon is stopping: nothing new should start on a key."""
+        return self._stopping
+
     async def wait_idle(self) -> None:
         """Return once no operation holds any key (each lock taken and let go in turn)."""
         for tracked in list(self._keys.values()):

@@ -55,6 +55,8 @@ class Keys(Protocol):
     def managed(self) -> list[ManagedKey]: ...
     def view(self, name: str) -> KeyView: ...
     def busy(self, name: str) -> bool: ...
+    @property
+    def stopping(self) -> bool: ...
     async def rotate(
         self, name: str, *, version: int | None = None, force: bool = False
     ) -> RotationResult: ...
@@ -232,6 +234,10 @@ class IntakeService:
         """Rotate to ``version`` now, through the key service (waiting out a routine poll)."""
         deadline = time.monotonic() + ROTATE_WAIT_S
         await self._idle(name, deadline)
+        if self.keys.stopping:
+            # The owner gets their answer before the listener closes ("stored; our team
+            # completes it"); the next start rotates to the stored version.
+            return False, "the daemon is stopping"
         try:
             result = await self.keys.rotate(name)
         except RotatorError as exc:
@@ -242,7 +248,9 @@ class IntakeService:
 
     async def _idle(self, name: str, deadline: float) -> None:
         # The key service's lock is its own: looking at it is all it offers from outside.
-        while self.keys.busy(name) and time.monotonic() < deadline:  # noqa: ASYNC110
+        while (  # noqa: ASYNC110
+            self.keys.busy(name) and not self.keys.stopping and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.1)
 
     async def _reject(self, name: str, link: L.Link, message: str, *, reason: str) -> Answer:

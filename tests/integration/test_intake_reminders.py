@@ -59,6 +59,10 @@ class OneKey:
     def busy(self, name: str) -> bool:
         return False
 
+    @property
+    def stopping(self) -> bool:
+        return False
+
     async def rotate(self, name: str, **_: Any) -> RotationResult:
         return RotationResult(Outcome.NOOP, 1)
 

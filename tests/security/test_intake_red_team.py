@@ -6,8 +6,10 @@ through the admin API.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +20,7 @@ from tests.faults.proxy import FaultProxy
 from tests.fixtures.daemon import DaemonProcess, KeyKit
 from tests.fixtures.openbao import OpenBaoServer
 from tests.intake_helpers import intake_daemon, iso_date, new_value, vault_versions
+from tests.waiting import wait_for
 
 NAME = "tenant"
 
@@ -147,3 +150,48 @@ def test_vault_down_making_or_withdrawing_a_link_says_so(rig: Rig) -> None:
     assert cli.returncode == 1, cli
     assert "vault unreachable" in cli.stderr and cli.stdout == ""
     assert "Traceback" not in rig.daemon.output()
+
+
+def test_sigterm_during_an_accept_still_answers_the_owner_and_the_key_goes_live_at_restart(
+    openbao: OpenBaoServer, mistral: MistralStandIn, tmp_path: Path
+) -> None:
+    """The stop comes while Mistral is still checking the owner's key (3 s; checking it again
+    for the rotation would take the accept past the listener's 5 s of grace): the owner is
+    told the key is stored (not cut off with no answer), the process exits 0 without a
+    traceback, and the next start puts the stored key live."""
+    kit = KeyKit(openbao, mistral, f"mistral/intake-stop-{new_value()[:8]}")
+    kit.put(NAME, expires_at=iso_date(20))
+    daemon = intake_daemon(tmp_path, openbao, mistral, kit, NAME)
+    daemon.start()
+    try:
+        daemon.wait_checked([NAME])
+        base = daemon.events("intake.listening")[-1]["public_url"]
+        url = daemon.api("POST", f"/api/v1/keys/{NAME}/intake").json()["url"]
+        key = new_value()
+        mistral.set_key(key, "slow:3")
+        kit.values.append(key)
+        form = {"csrf": csrf_for(url.rpartition("/")[2]), "api_key": key}
+        answers: list[httpx.Response] = []
+        posting = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(
+                    url,
+                    data={**form, "expires_at": iso_date(200)},
+                    headers={"origin": base},
+                    timeout=30,
+                )
+            )
+        )
+        posting.start()
+        wait_for(lambda: mistral.count(key) >= 1, 20, "Mistral asked about the new key")
+        code = daemon.stop()
+        posting.join(30)
+        assert code == 0
+        assert answers and answers[0].status_code == 200, answers
+        assert "stored" in answers[0].text
+        assert "Traceback" not in daemon.output()
+        daemon.log_path.unlink()
+        daemon.start()
+        wait_for(lambda: daemon.key(NAME)["active_version"] == 2, 30, "the stored key live")
+    finally:
+        daemon.stop()
