@@ -58,6 +58,7 @@ NOT_SHOWN = {
     "expiry_format": "the date field sends only YYYY-MM-DD",
     "conflict": "only when another write to Vault wins the race",
     "unavailable": "only while Vault cannot be reached (tests/security/test_intake_red_team.py)",
+    "key_characters": "2-key-whitespace's page with other words (an invisible character)",
 }
 """Outcomes without a screenshot, and why: a browser does not get there."""
 

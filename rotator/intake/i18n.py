@@ -54,6 +54,8 @@ EN = {
     "key_missing": "Please paste the key.",
     "key_whitespace": "The key contains a space or a line break. Copy it again, exactly as "
     "Mistral shows it.",
+    "key_characters": "The key contains a character that is not part of a Mistral key "
+    "(perhaps an invisible one, copied with it). Copy it again, exactly as Mistral shows it.",
     "not_saved": "Nothing was stored; the link is still valid.",
     "attempts_left": "Attempts left with this link: {left}.",
     "conflict": "The key could not be stored just now. Please try again.",
@@ -134,6 +136,9 @@ DE = {
     "key_missing": "Bitte fügen Sie den Schlüssel ein.",
     "key_whitespace": "Der Schlüssel enthält ein Leerzeichen oder einen Zeilenumbruch. "
     "Kopieren Sie ihn erneut, genau wie Mistral ihn anzeigt.",
+    "key_characters": "Der Schlüssel enthält ein Zeichen, das nicht zu einem Mistral-Schlüssel "
+    "gehört (vielleicht ein unsichtbares, mitkopiertes). Kopieren Sie ihn erneut, genau wie "
+    "Mistral ihn anzeigt.",
     "not_saved": "Es wurde nichts gespeichert; der Link ist weiterhin gültig.",
     "attempts_left": "Verbleibende Versuche mit diesem Link: {left}.",
     "conflict": "Der Schlüssel konnte gerade nicht gespeichert werden. Bitte versuchen Sie "
@@ -210,6 +215,9 @@ IT = {
     "key_missing": "Incolla la chiave.",
     "key_whitespace": "La chiave contiene uno spazio o un a capo. Copiala di nuovo, "
     "esattamente come la mostra Mistral.",
+    "key_characters": "La chiave contiene un carattere che non fa parte di una chiave Mistral "
+    "(forse uno invisibile, copiato insieme). Copiala di nuovo, esattamente come la mostra "
+    "Mistral.",
     "not_saved": "Non è stato salvato nulla; il link è ancora valido.",
     "attempts_left": "Tentativi rimasti con questo link: {left}.",
     "conflict": "Non è stato possibile salvare la chiave in questo momento. Riprova.",

@@ -383,4 +383,8 @@ def _check_key(api_key: str) -> str | None:
         return "key_missing"
     if any(ch.isspace() for ch in api_key):
         return "key_whitespace"
+    if not (api_key.isascii() and api_key.isprintable()):
+        # An invisible character copied with the key (zero-width space, BOM, a control
+        # character): Mistral never sees it, so "Mistral does not accept this key" was wrong.
+        return "key_characters"
     return None

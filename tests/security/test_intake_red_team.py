@@ -195,3 +195,18 @@ def test_sigterm_during_an_accept_still_answers_the_owner_and_the_key_goes_live_
         wait_for(lambda: daemon.key(NAME)["active_version"] == 2, 30, "the stored key live")
     finally:
         daemon.stop()
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\x00", "\u00e9"])
+def test_an_invisible_character_in_a_pasted_key_is_named_not_blamed_on_mistral(
+    rig: Rig, invisible: str
+) -> None:
+    url = rig.link()
+    key = rig.good()
+    before = rig.versions()
+    answer = rig.post(url, key[:8] + invisible + key[8:], iso_date(200))
+    assert answer.status_code == 422, answer.text
+    assert "not part of a Mistral key" in answer.text
+    assert "Mistral does not accept this key" not in answer.text
+    assert rig.versions() == before
+    assert rig.post(url, key, iso_date(200)).status_code == 200
