@@ -10,40 +10,41 @@ import asyncio
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from rotator.adapters.metrics.exposition import metrics_app
 from rotator.adapters.metrics.registry import Metrics
-from rotator.adapters.mistral.admin import MistralAdminClient
 from rotator.adapters.mistral.verifier import MistralVerifier
-from rotator.adapters.notify.base import Channel
-from rotator.adapters.notify.smtp import EmailChannel
-from rotator.adapters.notify.webhook import WebhookChannel
 from rotator.adapters.sinks.registry import build_sink, close_sinks
 from rotator.adapters.vault.gateway import VaultStore
-from rotator.admin.server import AdminServer
-from rotator.admin.state import AdminDeps
 from rotator.app.discovery import Discovery
-from rotator.app.minting import AdminKeysDeps, build_admin_keys
 from rotator.app.scheduler import build_scheduler
 from rotator.app.watch import Watch
 from rotator.config import Settings
 from rotator.config.sinks import SinkSettings
-from rotator.core.admin_keys import AdminKeys
 from rotator.core.lease import instance_owner
 from rotator.core.rotation import ManagedKey, Rotator
 from rotator.core.service import KeyService
 from rotator.core.staging import stage_key
-from rotator.intake.metrics import IntakeMetrics
-from rotator.intake.reminders import Reminders
-from rotator.intake.server import IntakeServer
-from rotator.intake.service import IntakeService
 from rotator.logs import get_logger
 from rotator.ports import Sink
 from rotator.web.server import address, bind, serve
 from rotator.web.watch import WebConfigWatcher
+
+# What a configuration may not use is imported when it does (the admin API and the intake
+# page pull FastAPI in, the reminders smtplib and Jinja2, minting the Admin API client): a
+# daemon without them starts with less in memory (docs/performance.md).
+if TYPE_CHECKING:
+    from rotator.adapters.mistral.admin import MistralAdminClient
+    from rotator.admin.server import AdminServer
+    from rotator.admin.state import AdminDeps
+    from rotator.app.minting import AdminKeysDeps
+    from rotator.core.admin_keys import AdminKeys
+    from rotator.intake.reminders import Reminders
+    from rotator.intake.server import IntakeServer
+    from rotator.intake.service import IntakeService
 
 log = get_logger(__name__)
 
@@ -103,6 +104,10 @@ def add_admin_keys(app: App) -> AdminKeysDeps | None:
     """Mistral's Admin API, inventory and minting, with ``mistral.admin``: kept on ``app`` for
     the admin API and ``aclose``; returned for the daemon's task. ConfigError when the admin
     key is unreadable."""
+    if app.settings.mistral.admin is None:
+        return None
+    from rotator.app.minting import build_admin_keys
+
     built = build_admin_keys(
         app.settings,
         metrics=app.metrics,
@@ -137,12 +142,18 @@ def build_daemon_scheduler(app: App, discovery: Discovery | None) -> AsyncIOSche
 
 def open_admin(settings: Settings) -> AdminServer:
     """Read the admin token and bind its socket; ConfigError when either is impossible."""
+    from rotator.admin.server import AdminServer
+
     return AdminServer.open(settings.server)
 
 
 def open_intake(settings: Settings, web: WebConfigWatcher) -> IntakeServer | None:
     """Bind the intake page's socket (``intake.listen``); None without ``intake:``."""
-    return IntakeServer.open(settings.intake, web) if settings.intake is not None else None
+    if settings.intake is None:
+        return None
+    from rotator.intake.server import IntakeServer
+
+    return IntakeServer.open(settings.intake, web)
 
 
 @dataclass
@@ -165,6 +176,11 @@ def build_intake(app: App, server: IntakeServer) -> Intake:
     settings = app.settings
     if settings.intake is None:
         raise ValueError("no intake section in the settings")
+    from rotator.adapters.notify.base import Channel
+    from rotator.intake.metrics import IntakeMetrics
+    from rotator.intake.reminders import Reminders
+    from rotator.intake.service import IntakeService
+
     metrics = IntakeMetrics(app.metrics)
     service = IntakeService(
         store=app.store,
@@ -177,8 +193,12 @@ def build_intake(app: App, server: IntakeServer) -> Intake:
     notify = settings.intake.notify
     channels: list[Channel] = []
     if notify is not None and notify.smtp is not None:
+        from rotator.adapters.notify.smtp import EmailChannel
+
         channels.append(EmailChannel(notify.smtp))
     if notify is not None and notify.webhook is not None:
+        from rotator.adapters.notify.webhook import WebhookChannel
+
         channels.append(WebhookChannel(notify.webhook))
     reminders = None
     if notify is not None and channels:
@@ -202,6 +222,8 @@ def admin_deps(
     scheduler_running: Callable[[], bool] = lambda: False,
     intake: IntakeService | None = None,
 ) -> AdminDeps:
+    from rotator.admin.state import AdminDeps
+
     return AdminDeps(
         service=app.service,
         vault_ready=app.store.ready,

@@ -14,20 +14,22 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from rotator import __version__
-from rotator.admin.server import AdminServer
 from rotator.app import bootstrap
-from rotator.app.minting import AdminKeysDeps, admin_keys_task
 from rotator.config import Settings
 from rotator.config.common import check_plain_http
 from rotator.core.service import KeyService
-from rotator.intake.server import IntakeServer
 from rotator.logs import get_logger
 from rotator.web.watch import WebConfigWatcher
+
+if TYPE_CHECKING:  # imported by bootstrap when the configuration uses them
+    from rotator.admin.server import AdminServer
+    from rotator.app.minting import AdminKeysDeps
+    from rotator.intake.server import IntakeServer
 
 log = get_logger(__name__)
 
@@ -140,6 +142,8 @@ def _start_services(
 ) -> None:
     """Mistral's Admin API loop, the intake page and its reminders, the admin API."""
     if parts.minting is not None:
+        from rotator.app.minting import admin_keys_task
+
         own.start("mistral-admin", admin_keys_task(parts.minting, stop))
     intake = bootstrap.build_intake(parts.app, parts.intake) if parts.intake else None
     if intake is not None:

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from rotator.cli.client import AdminClient
     from rotator.config import Settings
 
+# httpx imports its own command line (click, rich, pygments: about 90 ms of a client
+# command's start-up) whenever rich is installed, as development tools bring it; that
+# command line is never used here. A None entry makes httpx take its "not installed" path.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 T = TypeVar("T")
 Command = TypeVar("Command", bound=Callable[..., Any])
 

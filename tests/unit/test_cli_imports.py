@@ -32,7 +32,9 @@ try:
     main()
 except SystemExit:
     pass
-print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})), file=sys.stderr)
+# A None entry is a module blocked from import (the CLI blocks httpx's own command line).
+loaded = {m.split(".")[0] for m, module in sys.modules.items() if module is not None}
+print(json.dumps(sorted(loaded)), file=sys.stderr)
 """
 
 
