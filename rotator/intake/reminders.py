@@ -71,6 +71,7 @@ class Reminders:
         self.metrics = metrics
         self.clock = clock
         self._backoff: dict[str, Backoff] = {}
+        self._unreachable: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Check every key each ``notify.check_interval`` until ``stop``."""
@@ -109,24 +110,38 @@ class Reminders:
         state, _ = await self.store.read_state(name)
         same_generation = state.reminded_version == view.active_version
         sent = decode_sent(state.reminded) if same_generation else set()
-        channels = [c for c in self.channels if still_due(due, sent, c.name)]
-        if not channels:
+        unsent = [c for c in self.channels if still_due(due, sent, c.name)]
+        if not unsent:
             return 0
-        url, link_expires = await self.intake.create(name)
         reminder = Reminder(
             key=name,
             integration=await self.intake.integration(name),
             threshold=due[-1],
             days_left=max(0, math.floor(days_left)),
             expires_at=view.expires_at,
-            url=url,
-            link_expires_at=link_expires,
+            url="",
+            link_expires_at=view.expires_at,
             email=owner.email,
             language=owner.language or "en",
             id=reminder_id(name, view.active_version, due[-1]),
         )
-        done = [c.name for c in channels if c.applies(reminder) and await self._send(c, reminder)]
-        failed = any(c.applies(reminder) and c.name not in done for c in channels)
+        channels = [c for c in unsent if c.applies(reminder)]
+        if not channels:
+            # No channel reaches this owner (e-mail only, and no address): a fresh link every
+            # check_interval, sent to nobody, filled the key's state. Said once, not made.
+            if name not in self._unreachable:
+                self._unreachable.add(name)
+                log.warning(
+                    "reminder.unreachable_owner",
+                    key=name,
+                    channels=[c.name for c in unsent],
+                    action="give the owner an email, or configure intake.notify.webhook",
+                )
+            return 0
+        url, link_expires = await self.intake.create(name)
+        reminder = replace(reminder, url=url, link_expires_at=link_expires)
+        done = [c.name for c in channels if await self._send(c, reminder)]
+        failed = any(c.name not in done for c in channels)
         if done:
             await self._record(name, view.active_version, {f"{t}/{c}" for t in due for c in done})
         if failed:

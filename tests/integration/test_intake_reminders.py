@@ -269,3 +269,26 @@ async def test_a_resend_after_a_crash_is_the_same_reminder(
     assert mail_server.messages[2]["Message-ID"] != first["Message-ID"]
     assert receiver.requests[-1].json()["id"] != hooks[0]
     assert NAME not in first["Message-ID"], "the id names nothing"
+
+
+async def test_an_owner_no_channel_reaches_gets_no_links_made_for_nobody(
+    rig: Callable[..., Rig],
+    mail_server: MailServer,  # noqa: F811
+    tmp_path: Path,
+    vault_store: VaultStore,
+    captured_log: Callable[[], list[dict[str, Any]]],
+) -> None:
+    """E-mail is the only channel and the owner has no address: nothing can be sent, so no
+    link is made (one every check_interval filled the state) and the operator is told once."""
+    r = rig(
+        owner={"language": "de"},
+        notify={"smtp": mail_server.settings(tmp_path), "retry_backoff": "1s"},
+        days_left=25,
+    )
+    for _ in range(3):
+        assert await r.reminders.check(NAME) == 0
+    state, _ = await vault_store.read_state(NAME)
+    assert state.intake_links is None, "links were made that nobody receives"
+    said = [e for e in captured_log() if e["event"] == "reminder.unreachable_owner"]
+    assert len(said) == 1 and said[0]["key"] == NAME
+    assert mail_server.messages == []
