@@ -168,10 +168,13 @@ class IntakeService:
     async def submit(self, token: str, api_key: str, expires_at: str) -> Answer | None:
         """Check, verify, store and rotate to the key; None when the link cannot be used."""
         name = L.key_of(token)
-        lock = self._locks.setdefault(name, asyncio.Lock()) if name else None
-        if lock is None:
-            self._refused(None, "post")
+        # Only a managed key gets a lock: anyone can post to /intake/<any name>.<43 chars>
+        # (the csrf value follows from the token), and a lock for every name made up would
+        # be kept for ever.
+        if name is None or name not in self.keys.names():
+            self._refused(name, "post")
             return None
+        lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             found = await self._find(token)
             if found is None:

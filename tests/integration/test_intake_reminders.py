@@ -292,3 +292,20 @@ async def test_an_owner_no_channel_reaches_gets_no_links_made_for_nobody(
     said = [e for e in captured_log() if e["event"] == "reminder.unreachable_owner"]
     assert len(said) == 1 and said[0]["key"] == NAME
     assert mail_server.messages == []
+
+
+async def test_posts_to_made_up_key_names_keep_nothing_in_memory(
+    rig: Callable[..., Rig],
+    mail_server: MailServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The intake page is public and a form's csrf value follows from its token: posts to
+    links of key names nobody manages are refused (410) and leave nothing behind, else a
+    stream of made-up names grows the daemon without end."""
+    r = rig(owner={"language": "de"}, notify={"smtp": mail_server.settings(tmp_path)}, days_left=90)
+    intake = r.reminders.intake
+    for i in range(200):
+        token = f"made-up-{i}.{'A' * 43}"
+        assert await intake.submit(token, "sk-whatever-123456", "2027-01-01") is None
+    assert intake._locks == {}  # what the daemon keeps a key: none for names it does not manage
+    assert r.metrics.submissions.labels(key="(unknown)", result="refused_link")._value.get() == 200
