@@ -32,7 +32,7 @@ try:
     main()
 except SystemExit:
     pass
-# A None entry is a module blocked from import (the CLI blocks httpx's own command line).
+# A None entry is a module blocked from import (the CLI blocks rich: see main()).
 loaded = {m.split(".")[0] for m, module in sys.modules.items() if module is not None}
 print(json.dumps(sorted(loaded)), file=sys.stderr)
 """
