@@ -9,8 +9,9 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from rotator.adapters.vault.codec import parse_time
@@ -40,6 +41,7 @@ def build_scheduler(
     (:class:`rotator.app.watch.Watch`).
     """
     scheduler = AsyncIOScheduler(
+        executors={"default": _QuietExecutor()},
         timezone=UTC,
         job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
     )
@@ -117,6 +119,22 @@ def _ends_quietly(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[
             log.debug("scheduler.job_cancelled", job=getattr(job, "__name__", repr(job)))
 
     return run
+
+
+class _QuietExecutor(AsyncIOExecutor):  # type: ignore[misc]
+    """A job cancelled before its first step (a stop right after start-up, the first poll
+    submitted but not yet run) never reaches :func:`_ends_quietly`; APScheduler logged it as
+    "Error running job" with a traceback. The daemon stopping is not the job failing."""
+
+    def _run_job_error(self, job_id: str, exc: BaseException, traceback: Any = None) -> None:
+        if not isinstance(exc, asyncio.CancelledError):
+            super()._run_job_error(job_id, exc, traceback)
+            return
+        with self._lock:
+            self._instances[job_id] -= 1
+            if self._instances[job_id] == 0:
+                del self._instances[job_id]
+        log.debug("scheduler.job_cancelled", job=job_id)
 
 
 class _Ration:
