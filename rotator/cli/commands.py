@@ -548,4 +548,5 @@ def main() -> None:
     # "rich is not installed" path, as in a production install. Here, in the process's
     # entry point only: a test process importing this module keeps rich for its own tools.
     sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # imports pygments first
     cli()
