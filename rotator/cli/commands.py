@@ -65,32 +65,33 @@ def run(
     config_file: Path | None, log_format: Literal["json", "console"] | None, log_level: str
 ) -> None:
     """Run the daemon until SIGTERM or SIGINT."""
-    # Outside the daemon's own handlers (before they are set, after they are gone) SIGTERM
-    # and SIGINT end the process quietly with 0: during start-up nothing has begun, and at
-    # the end of a clean stop a second signal (Ctrl-C pressed twice) must not turn it into
-    # a death by signal.
+    import asyncio
+
+    stop = asyncio.Event()
+
+    def outside_the_daemon(signum: int, frame: object) -> None:
+        # Before the daemon's own handlers are set, or after they are gone: during start-up
+        # nothing has begun, so exit 0 at once; at the end of a clean stop a second signal
+        # (Ctrl-C pressed twice) lets the stop finish instead of killing the process.
+        if not stop.is_set():
+            raise SystemExit(EXIT_OK)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _exit_quietly)
+        signal.signal(sig, outside_the_daemon)
     settings = _load(config_file)
     from rotator import logs
 
     logs.configure(log_format, log_level.upper())
-    import asyncio
-
     from rotator.app.daemon import run as run_daemon
 
     try:
-        asyncio.run(run_daemon(settings))
+        asyncio.run(run_daemon(settings, stop=stop))
     except ConfigError as exc:  # the admin API cannot start: no token, port taken
         click.echo(str(exc), err=True)
         sys.exit(EXIT_USAGE)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)
-
-
-def _exit_quietly(signum: int, frame: object) -> None:
-    raise SystemExit(EXIT_OK)
 
 
 @cli.command()
