@@ -36,7 +36,7 @@ from typing import Any
 
 import h11
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
@@ -128,7 +128,7 @@ async def serve(
     ``GRACEFUL_S`` at most) and close the socket. ``max_head_bytes``: a request line and
     headers larger than this are refused (h11's default, 16 KiB, without it)."""
     config = uvicorn.Config(
-        app,
+        _quiet_when_cut(app, stop, name),
         http=_GuardedH11,
         lifespan="off",
         log_config=None,
@@ -169,18 +169,38 @@ async def serve(
         await _shutdown(server, state)
 
 
+def _quiet_when_cut(app: ASGIApp, stop: asyncio.Event, name: str) -> ASGIApp:
+    """``app``, ending quietly when the stop cuts an answer short (past ``GRACEFUL_S``):
+    uvicorn logged that cancellation as "Exception in ASGI application" with a traceback,
+    though it is the daemon stopping, not the application failing. The connection is
+    already closed under it (see :func:`_shutdown`), so nothing more is sent."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await app(scope, receive, send)
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
+            log.warning("web.answer_cut", listener=name, reason="the daemon stopped")
+
+    return wrapped
+
+
 async def _shutdown(server: asyncio.Server, state: ServerState) -> None:
     server.close()
     for conn in list(state.connections):
         conn.shutdown()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(_drained(state), GRACEFUL_S)
-    for task in list(state.tasks):
-        task.cancel()
+    # The connections first: a cut answer's task then finds its client gone, and uvicorn
+    # has nothing to complain about when it ends.
     for conn in list(state.connections):
         transport = getattr(conn, "transport", None)
         if transport is not None:
             transport.abort()
+    await asyncio.sleep(0)
+    for task in list(state.tasks):
+        task.cancel()
 
 
 async def _drained(state: ServerState) -> None:

@@ -210,3 +210,46 @@ def test_an_invisible_character_in_a_pasted_key_is_named_not_blamed_on_mistral(
     assert "Mistral does not accept this key" not in answer.text
     assert rig.versions() == before
     assert rig.post(url, key, iso_date(200)).status_code == 200
+
+
+def test_an_answer_cut_at_stop_is_not_logged_as_an_application_error(
+    openbao: OpenBaoServer, mistral: MistralStandIn, tmp_path: Path
+) -> None:
+    """Mistral takes 8 s to check the owner's key and the stop comes meanwhile: past the
+    listener's 5 s of grace the answer is cut (the client sees the connection close), the
+    process exits 0, and the log says so in a line, not with a CancelledError traceback."""
+    kit = KeyKit(openbao, mistral, f"mistral/intake-cut-{new_value()[:8]}")
+    kit.put(NAME, expires_at=iso_date(20))
+    daemon = intake_daemon(tmp_path, openbao, mistral, kit, NAME)
+    daemon.start()
+    try:
+        daemon.wait_checked([NAME])
+        base = daemon.events("intake.listening")[-1]["public_url"]
+        url = daemon.api("POST", f"/api/v1/keys/{NAME}/intake").json()["url"]
+        key = new_value()
+        mistral.set_key(key, "slow:8")
+        kit.values.append(key)
+        form = {"csrf": csrf_for(url.rpartition("/")[2]), "api_key": key}
+        failures: list[Exception] = []
+
+        def post() -> None:
+            try:
+                httpx.post(
+                    url,
+                    data={**form, "expires_at": iso_date(200)},
+                    headers={"origin": base},
+                    timeout=30,
+                )
+            except httpx.HTTPError as exc:
+                failures.append(exc)
+
+        posting = threading.Thread(target=post)
+        posting.start()
+        wait_for(lambda: mistral.count(key) >= 1, 20, "Mistral asked about the new key")
+        assert daemon.stop(timeout=30) == 0
+        posting.join(30)
+    finally:
+        daemon.stop()
+    assert failures, "the answer was cut"
+    assert "Traceback" not in daemon.output(), daemon.tail()
+    assert daemon.events("web.answer_cut")
