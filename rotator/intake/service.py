@@ -9,6 +9,7 @@ whether it was stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -182,7 +183,9 @@ class IntakeService:
                 return None
             return await self._submit(found[0], found[1], api_key, expires_at)
 
-    async def _submit(self, name: str, link: L.Link, api_key: str, expires_at: str) -> Answer:
+    async def _submit(
+        self, name: str, link: L.Link, api_key: str, expires_at: str
+    ) -> Answer | None:
         api_key = api_key.strip()
         if api_key:
             REDACTOR.add(api_key)
@@ -206,18 +209,30 @@ class IntakeService:
             )
         return await self._accept(name, link, api_key, parse_expires_at(expires_at))
 
-    async def _accept(self, name: str, link: L.Link, api_key: str, expiry: datetime) -> Answer:
+    async def _accept(
+        self, name: str, link: L.Link, api_key: str, expiry: datetime
+    ) -> Answer | None:
         key = self._managed(name)
         data = {"api_key": api_key, "expires_at": expiry.isoformat()}
         data.update(await self._labels(key.vault_path))
+        page = await self._page(name, link)
+        # The link is used up first, with check-and-set on the key's state: of two
+        # submissions of one link (two instances, each past its own lock) one takes it and
+        # the other is refused, instead of both writing a key. A write that fails gives it
+        # back, so the owner can try again.
+        if not await self._take(name, link):
+            self._refused(name, "post")
+            return None
         try:
             cas = await self.store.current_version(key.vault_path)
             version = await self.store.write_secret(key.vault_path, data, cas)
         except CasConflict:
+            await self._give_back(name, link)
             log.warning("intake.rejected", key=name, reason="vault_conflict", counted=False)
-            return Answer("conflict", await self._page(name, link))
-        page = await self._page(name, link)
-        await self._update(name, lambda links: L.without(links, link))
+            return Answer("conflict", page)
+        except RotatorError:
+            await self._give_back(name, link)
+            raise
         self.metrics.submissions.labels(key=name, result="accepted").inc()
         live, detail = await self._rotate(name, version)
         log.info(
@@ -232,6 +247,21 @@ class IntakeService:
         return Answer(
             message, page, accepted=True, live=live, fingerprint=fingerprint(api_key), saved=True
         )
+
+    async def _take(self, name: str, link: L.Link) -> bool:
+        """Remove ``link`` from the key's state; False when it was gone already."""
+        present: list[bool] = []
+
+        def take(links: list[L.Link]) -> list[L.Link]:
+            present[:] = [any(x.sha256 == link.sha256 for x in links)]
+            return L.without(links, link)
+
+        await self._update(name, take)
+        return present == [True]
+
+    async def _give_back(self, name: str, link: L.Link) -> None:
+        with contextlib.suppress(RotatorError):
+            await self._update(name, lambda links: [*links, link][-L.MAX_OPEN :])
 
     async def _rotate(self, name: str, version: int) -> tuple[bool, str]:
         """Rotate to ``version`` now, through the key service (waiting out a routine poll)."""

@@ -253,3 +253,50 @@ def test_an_answer_cut_at_stop_is_not_logged_as_an_application_error(
     assert failures, "the answer was cut"
     assert "Traceback" not in daemon.output(), daemon.tail()
     assert daemon.events("web.answer_cut")
+
+
+def test_one_link_posted_to_two_instances_at_once_is_used_once(
+    openbao: OpenBaoServer, mistral: MistralStandIn, tmp_path: Path
+) -> None:
+    """Links live in Vault and work with two instances; each instance's lock covers only
+    itself. Two keys handed over with one link at the same moment, one to each instance
+    (Mistral takes a second to check each, so both are past the link check): one is
+    accepted, the other refused, and Vault gets one new version."""
+    kit = KeyKit(openbao, mistral, f"mistral/intake-two-{new_value()[:8]}")
+    kit.put(NAME, expires_at=iso_date(20))
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+    daemons = [intake_daemon(tmp_path / side, openbao, mistral, kit, NAME) for side in ("a", "b")]
+    for daemon in daemons:
+        daemon.start()
+    try:
+        for daemon in daemons:
+            daemon.wait_checked([NAME])
+        url = daemons[0].api("POST", f"/api/v1/keys/{NAME}/intake").json()["url"]
+        token = url.rpartition("/")[2]
+        before = vault_versions(openbao, kit.path(NAME))
+        answers: list[int] = []
+
+        def hand_over(daemon: DaemonProcess) -> None:
+            key = new_value()
+            mistral.set_key(key, "slow:1")
+            kit.values.append(key)
+            base = daemon.events("intake.listening")[-1]["public_url"]
+            answer = httpx.post(
+                f"{base}/intake/{token}",
+                data={"csrf": csrf_for(token), "api_key": key, "expires_at": iso_date(200)},
+                headers={"origin": base},
+                timeout=30,
+            )
+            answers.append(answer.status_code)
+
+        posts = [threading.Thread(target=hand_over, args=(d,)) for d in daemons]
+        for post in posts:
+            post.start()
+        for post in posts:
+            post.join(30)
+        assert sorted(answers) == [200, 410], answers
+        assert vault_versions(openbao, kit.path(NAME)) == before + 1
+    finally:
+        for daemon in daemons:
+            daemon.stop()
