@@ -239,6 +239,7 @@ class _Verifications:
         now = self._clock()
         for name in names:
             if name not in self._base:
+                # Spreading the first checks, not a secret: random is enough.
                 first = now + random.uniform(0.1, 1.0) * self._interval  # noqa: S311  # nosec B311
                 self._base[name] = first
                 self._push(name, first)
@@ -261,6 +262,7 @@ class _Verifications:
             while base <= now:
                 base += self._interval  # coalesced: one check, not one per missed interval
             self._base[name] = base
+            # Jitter, not a secret: random is enough.
             self._push(name, base + random.uniform(0, self._jitter))  # noqa: S311  # nosec B311
             if name in self._running:
                 continue  # the last check of this key is still under way
