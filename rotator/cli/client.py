@@ -104,7 +104,8 @@ class AdminClient:
         path = f"/api/v1/keys/{name}/intake"
         if revoke:
             return self._call("DELETE", path, READ_TIMEOUT_S)[1]
-        return self._call("POST", path, READ_TIMEOUT_S, {"ttl": ttl} if ttl else None)[1]
+        body = {"ttl": ttl} if ttl is not None else None
+        return self._call("POST", path, READ_TIMEOUT_S, body)[1]
 
     def _call(
         self, method: str, path: str, timeout: float, body: dict[str, Any] | None = None

@@ -7,6 +7,7 @@ environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from rotator.config.schedule import ScheduleSettings
 from rotator.config.server import ServerSettings
 from rotator.config.vault import VaultSettings
 from rotator.errors import ConfigError
+from rotator.listen import split_listen
 
 DEFAULT_CONFIG_PATH = Path("/etc/rotator/rotator.yaml")
 
@@ -51,7 +53,32 @@ class Settings(Section):
         mints = [(f"keys[{i}].mint", k.mint) for i, k in enumerate(self.keys)]
         mints.append(("discover.mint", self.discover.mint if self.discover else None))
         check_mint_needs_admin(self.mistral.admin, mints)
+        self._distinct_listeners()
         return self
+
+    def _distinct_listeners(self) -> None:
+        """Two listeners on one port would pass validation and fail only at ``run``."""
+        listens = [
+            ("server.metrics_listen", self.server.metrics_listen),
+            ("server.admin_listen", self.server.admin_listen),
+        ]
+        if self.intake is not None:
+            listens.append(("intake.listen", self.intake.listen))
+        for i, (field, listen) in enumerate(listens):
+            host, port = split_listen(listen)
+            for other_field, other in listens[:i]:
+                other_host, other_port = split_listen(other)
+                either_all = _unspecified(host) or _unspecified(other_host)
+                if port and port == other_port and (host == other_host or either_all):
+                    raise ValueError(f"{other_field} and {field} both listen on port {port}")
+
+
+def _unspecified(host: str) -> bool:
+    """0.0.0.0 or ::, which take the port on every address."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False  # a host name
 
 
 # --- Loading -------------------------------------------------------------------------------

@@ -75,6 +75,50 @@ def test_unknown_setting_and_duplicate_names() -> None:
         parse_settings({"keys": [MINIMAL["keys"][0], MINIMAL["keys"][0]]})
 
 
+@pytest.mark.parametrize(
+    ("server", "intake", "words"),
+    [
+        ({"admin_listen": "127.0.0.1:9102"}, None, "server.metrics_listen and server.admin_listen"),
+        (
+            {"admin_listen": "127.0.0.1:8080"},
+            "127.0.0.1:8080",
+            "server.admin_listen and intake.listen",
+        ),
+        ({}, "127.0.0.1:9102", "server.metrics_listen and intake.listen"),
+        (
+            {"metrics_listen": "[::]:9000"},
+            "127.0.0.1:9000",
+            "server.metrics_listen and intake.listen",
+        ),
+    ],
+)
+def test_two_listeners_on_one_port_are_refused_at_validation(
+    server: dict[str, str], intake: str | None, words: str
+) -> None:
+    config: dict[str, object] = {**MINIMAL, "server": server}
+    if intake:
+        config["intake"] = {"listen": intake}
+    with pytest.raises(ConfigError) as err:
+        parse_settings(config)
+    assert any(words in problem for problem in err.value.problems), err.value.problems
+
+
+def test_listeners_on_other_hosts_or_free_ports_may_share_a_number() -> None:
+    parse_settings(
+        {
+            **MINIMAL,
+            "server": {"metrics_listen": "127.0.0.1:0"},
+            "intake": {"listen": "127.0.0.1:0"},
+        }
+    )
+    parse_settings(
+        {
+            **MINIMAL,
+            "server": {"admin_listen": "127.0.0.2:9102", "metrics_listen": "127.0.0.1:9102"},
+        }
+    )
+
+
 def test_sink_errors_name_the_sink_field() -> None:
     with pytest.raises(ConfigError) as err:
         parse_settings(
