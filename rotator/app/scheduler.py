@@ -26,6 +26,9 @@ log = get_logger(__name__)
 TOKEN_CHECK_S = 5
 UNLISTED_PER_S = 30
 """Metadata reads a second, on average, for keys no folder list covers: about 3 % of a core."""
+POLL_CPU_SHARE = 0.025
+"""The most of a core the poll's own step (list, compare) may take, however large the fleet."""
+MAX_POLL_GAP_S = 60.0
 
 
 def build_scheduler(
@@ -56,6 +59,7 @@ def build_scheduler(
     # is bounded on its own (Vault's worker threads, mistral.max_concurrency).
     workers = VAULT_CONCURRENCY + settings.mistral.max_concurrency
     ration = _Ration()
+    pace = _PollPace(poll_s)
 
     async def poll_all() -> None:
         if queued.keys:
@@ -63,6 +67,9 @@ def build_scheduler(
             # of keys): listing again would tell them nothing new, and a list of 10,000 keys
             # costs OpenBao about a second of CPU (which a restart needs for its reads).
             return
+        if not pace.due(time.monotonic()):
+            return
+        started = time.monotonic(), time.process_time()
         listed = (await refresh_keys() if refresh_keys is not None else None) or {}
         names = service.names()
         checks.sync(names)
@@ -77,6 +84,7 @@ def build_scheduler(
             and not service.unchanged(name, entry.version if (entry := listed.get(name)) else None)
         ]
         due = ration.select(due, service, poll_s)
+        pace.took(*started)
         if due:
             pending.update(name for name, _ in due)
             batch = asyncio.create_task(
@@ -159,6 +167,31 @@ class _Ration:
         chosen = {name for name, _ in (waiting + waiting)[start : start + budget]}
         held = {name for name, _ in waiting} - chosen
         return [d for d in due if d[0] not in held]
+
+
+class _PollPace:
+    """The next poll waits until the last one's own CPU (the folder listing's JSON, comparing
+    every key; not the keys' reads) is at most :data:`POLL_CPU_SHARE` of the time since it
+    began. A fleet of hundreds keeps ``poll_interval``; a folder of 10,000 keys (about a
+    third of a second a poll) is listed every 14 s or so instead of every 5 s. Measured in
+    CPU, not wall time: a slow or unreachable Vault does not slow the polls down."""
+
+    def __init__(self, poll_s: float) -> None:
+        self._poll_s = poll_s
+        self._next = 0.0
+
+    def due(self, now: float) -> bool:
+        return now >= self._next
+
+    def took(self, started: float, cpu_started: float) -> None:
+        # The whole process's CPU: work running beside the poll counts too, which only
+        # spaces the polls out further while the daemon is busy.
+        gap = min((time.process_time() - cpu_started) / POLL_CPU_SHARE, MAX_POLL_GAP_S)
+        if gap <= self._poll_s:
+            self._next = 0.0  # the interval job alone paces a cheap poll
+            return
+        # A little early: the interval job's own jitter would otherwise skip a whole poll.
+        self._next = started + gap - min(self._poll_s / 2, 1.0)
 
 
 class _Queued:
