@@ -109,6 +109,7 @@ def test_vault_down_the_owner_is_told_to_come_back_and_the_link_still_works(rig:
         ("7", "not a duration"),
         ("1w", "not a duration"),
         ("", "not a duration"),  # the CLI once sent no body: the default ttl, silently
+        ("1.5h", "whole number"),  # what the published schema allows, no more
     ],
 )
 def test_a_ttl_out_of_bounds_is_refused_naming_it(rig: Rig, ttl: str, said: str) -> None:
