@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -154,6 +155,61 @@ def test_vault_down_making_or_withdrawing_a_link_says_so(rig: Rig) -> None:
     assert "Traceback" not in rig.daemon.output()
 
 
+@dataclass
+class SlowAccept:
+    """An owner's key handed over while Mistral is still checking it (``slow_accept``)."""
+
+    daemon: DaemonProcess
+    answers: list[httpx.Response] = field(default_factory=list)
+    failures: list[Exception] = field(default_factory=list)
+    posting: threading.Thread | None = None
+
+    def join(self) -> None:
+        assert self.posting is not None
+        self.posting.join(30)
+
+
+@contextmanager
+def slow_accept(
+    openbao: OpenBaoServer, mistral: MistralStandIn, tmp_path: Path, slow_s: int
+) -> Iterator[SlowAccept]:
+    """A daemon with the intake page; its key's owner posts a new key that Mistral takes
+    ``slow_s`` to check. Yields once Mistral has been asked; stops the daemon at the end."""
+    kit = KeyKit(openbao, mistral, f"mistral/intake-slow-{new_value()[:8]}")
+    kit.put(NAME, expires_at=iso_date(20))
+    accept = SlowAccept(intake_daemon(tmp_path, openbao, mistral, kit, NAME))
+    daemon = accept.daemon
+    daemon.start()
+    try:
+        daemon.wait_checked([NAME])
+        base = daemon.events("intake.listening")[-1]["public_url"]
+        url = daemon.api("POST", f"/api/v1/keys/{NAME}/intake").json()["url"]
+        key = new_value()
+        mistral.set_key(key, f"slow:{slow_s}")
+        kit.values.append(key)
+        form = {"csrf": csrf_for(url.rpartition("/")[2]), "api_key": key}
+
+        def post() -> None:
+            try:
+                accept.answers.append(
+                    httpx.post(
+                        url,
+                        data={**form, "expires_at": iso_date(200)},
+                        headers={"origin": base},
+                        timeout=30,
+                    )
+                )
+            except httpx.HTTPError as exc:
+                accept.failures.append(exc)
+
+        accept.posting = threading.Thread(target=post)
+        accept.posting.start()
+        wait_for(lambda: mistral.count(key) >= 1, 20, "Mistral asked about the new key")
+        yield accept
+    finally:
+        daemon.stop()
+
+
 def test_sigterm_during_an_accept_still_answers_the_owner_and_the_key_goes_live_at_restart(
     openbao: OpenBaoServer, mistral: MistralStandIn, tmp_path: Path
 ) -> None:
@@ -161,42 +217,17 @@ def test_sigterm_during_an_accept_still_answers_the_owner_and_the_key_goes_live_
     for the rotation would take the accept past the listener's 5 s of grace): the owner is
     told the key is stored (not cut off with no answer), the process exits 0 without a
     traceback, and the next start puts the stored key live."""
-    kit = KeyKit(openbao, mistral, f"mistral/intake-stop-{new_value()[:8]}")
-    kit.put(NAME, expires_at=iso_date(20))
-    daemon = intake_daemon(tmp_path, openbao, mistral, kit, NAME)
-    daemon.start()
-    try:
-        daemon.wait_checked([NAME])
-        base = daemon.events("intake.listening")[-1]["public_url"]
-        url = daemon.api("POST", f"/api/v1/keys/{NAME}/intake").json()["url"]
-        key = new_value()
-        mistral.set_key(key, "slow:3")
-        kit.values.append(key)
-        form = {"csrf": csrf_for(url.rpartition("/")[2]), "api_key": key}
-        answers: list[httpx.Response] = []
-        posting = threading.Thread(
-            target=lambda: answers.append(
-                httpx.post(
-                    url,
-                    data={**form, "expires_at": iso_date(200)},
-                    headers={"origin": base},
-                    timeout=30,
-                )
-            )
-        )
-        posting.start()
-        wait_for(lambda: mistral.count(key) >= 1, 20, "Mistral asked about the new key")
+    with slow_accept(openbao, mistral, tmp_path, 3) as accept:
+        daemon = accept.daemon
         code = daemon.stop()
-        posting.join(30)
+        accept.join()
         assert code == 0
-        assert answers and answers[0].status_code == 200, answers
-        assert "stored" in answers[0].text
+        assert accept.answers and accept.answers[0].status_code == 200, accept.failures
+        assert "stored" in accept.answers[0].text
         assert "Traceback" not in daemon.output()
         daemon.log_path.unlink()
         daemon.start()
         wait_for(lambda: daemon.key(NAME)["active_version"] == 2, 30, "the stored key live")
-    finally:
-        daemon.stop()
 
 
 @pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\x00", "\u00e9"])
@@ -220,41 +251,12 @@ def test_an_answer_cut_at_stop_is_not_logged_as_an_application_error(
     """Mistral takes 8 s to check the owner's key and the stop comes meanwhile: past the
     listener's 5 s of grace the answer is cut (the client sees the connection close), the
     process exits 0, and the log says so in a line, not with a CancelledError traceback."""
-    kit = KeyKit(openbao, mistral, f"mistral/intake-cut-{new_value()[:8]}")
-    kit.put(NAME, expires_at=iso_date(20))
-    daemon = intake_daemon(tmp_path, openbao, mistral, kit, NAME)
-    daemon.start()
-    try:
-        daemon.wait_checked([NAME])
-        base = daemon.events("intake.listening")[-1]["public_url"]
-        url = daemon.api("POST", f"/api/v1/keys/{NAME}/intake").json()["url"]
-        key = new_value()
-        mistral.set_key(key, "slow:8")
-        kit.values.append(key)
-        form = {"csrf": csrf_for(url.rpartition("/")[2]), "api_key": key}
-        failures: list[Exception] = []
-
-        def post() -> None:
-            try:
-                httpx.post(
-                    url,
-                    data={**form, "expires_at": iso_date(200)},
-                    headers={"origin": base},
-                    timeout=30,
-                )
-            except httpx.HTTPError as exc:
-                failures.append(exc)
-
-        posting = threading.Thread(target=post)
-        posting.start()
-        wait_for(lambda: mistral.count(key) >= 1, 20, "Mistral asked about the new key")
-        assert daemon.stop(timeout=30) == 0
-        posting.join(30)
-    finally:
-        daemon.stop()
-    assert failures, "the answer was cut"
-    assert "Traceback" not in daemon.output(), daemon.tail()
-    assert daemon.events("web.answer_cut")
+    with slow_accept(openbao, mistral, tmp_path, 8) as accept:
+        assert accept.daemon.stop(timeout=30) == 0
+        accept.join()
+    assert accept.failures, "the answer was cut"
+    assert "Traceback" not in accept.daemon.output(), accept.daemon.tail()
+    assert accept.daemon.events("web.answer_cut")
 
 
 def test_one_link_posted_to_two_instances_at_once_is_used_once(
