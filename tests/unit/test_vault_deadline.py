@@ -84,3 +84,20 @@ def test_outside_a_call_nothing_is_watched(server: Server) -> None:
     server.trickle = 0.01
     answer = deadline_session().get(server.url, timeout=5)
     assert answer.json() == {"data": {"ok": True}}
+
+
+def test_finished_calls_with_later_deadlines_do_not_delay_a_cut(server: Server) -> None:
+    """A restart leaves thousands of finished requests with deadlines far ahead; the
+    watchdog must still cut the one trickling request whose deadline comes first, and
+    after a long deadline has passed, cut the next live one without waiting on dead ones."""
+    session = deadline_session()
+    for _ in range(200):
+        with WATCHDOG.call(60) as quick:
+            session.get(server.url, timeout=5)
+        assert not quick.expired
+    server.trickle = 0.2
+    started = time.monotonic()
+    with WATCHDOG.call(0.5) as slow, pytest.raises(requests.RequestException):
+        session.get(server.url, timeout=5)
+    assert slow.expired
+    assert time.monotonic() - started < 2

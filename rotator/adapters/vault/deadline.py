@@ -62,6 +62,12 @@ class Call:
             if self.expired:
                 _shut(sock)
 
+    def over(self, request: int) -> bool:
+        """Whether ``request`` can no longer be cut: a later one replaced it, or the call
+        ended. Read without the lock: a stale answer only delays the drop (or the cut,
+        which :meth:`expire` checks again under the lock)."""
+        return request != self._request or self._sock is None
+
     def expire(self, request: int) -> None:
         with self._lock:
             if request != self._request or self._sock is None:
@@ -106,20 +112,30 @@ class Watchdog:
         return found
 
     def arm(self, call: Call, request: int, at: float) -> None:
+        entry = (at, next(self._order), call, request)
         with self._wake:
-            heapq.heappush(self._heap, (at, next(self._order), call, request))
+            heapq.heappush(self._heap, entry)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="vault-deadline", daemon=True
                 )
                 self._thread.start()
-            self._wake.notify()
+            # Every deadline is "now + the same seconds", so a new one is almost never the
+            # earliest: waking the thread for each request (two a key in a restart of
+            # thousands) only made it fight the workers for the GIL.
+            if self._heap[0] is entry:
+                self._wake.notify()
 
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._heap:
+                while self._heap and self._heap[0][2].over(self._heap[0][3]):
+                    # A finished request: nothing to cut, and no reason to wait for its
+                    # deadline before looking at the next.
+                    heapq.heappop(self._heap)
+                if not self._heap:
                     self._wake.wait()
+                    continue
                 at, _, call, request = self._heap[0]
                 wait = at - time.monotonic()
                 if wait > 0:
