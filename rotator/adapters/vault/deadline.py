@@ -114,7 +114,12 @@ class Watchdog:
     def arm(self, call: Call, request: int, at: float) -> None:
         entry = (at, next(self._order), call, request)
         with self._wake:
-            heapq.heappush(self._heap, entry)
+            heap = self._heap
+            # The oldest requests are mostly over by now: dropped here, the heap holds about
+            # the requests in flight, not every request of the last ``seconds``.
+            while heap and heap[0][2].over(heap[0][3]):
+                heapq.heappop(heap)
+            heapq.heappush(heap, entry)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="vault-deadline", daemon=True
@@ -123,7 +128,7 @@ class Watchdog:
             # Every deadline is "now + the same seconds", so a new one is almost never the
             # earliest: waking the thread for each request (two a key in a restart of
             # thousands) only made it fight the workers for the GIL.
-            if self._heap[0] is entry:
+            if heap[0] is entry:
                 self._wake.notify()
 
     def _run(self) -> None:
