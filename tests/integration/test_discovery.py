@@ -69,6 +69,11 @@ def test_discovers_200_tenants_follows_adds_and_deletes_within_the_rate_limit(
         )
         assert daemon.metric("rotator_keys_managed") == TENANTS
         assert daemon.metric("mistral_key_expiry_timestamp_seconds", key="tenant-000") is None
+        # The first listing is one line with a count (200 lines said nothing more); a tenant
+        # that arrives later is named.
+        added = daemon.events("discover.added")
+        assert [e.get("count") for e in added if "count" in e] == [TENANTS]
+        assert [e["key"] for e in added if "key" in e] == ["tenant-new"]
     finally:
         daemon.stop()
     times = [r.at for r in mistral.requests]
