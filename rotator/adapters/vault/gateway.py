@@ -25,6 +25,7 @@ from typing import Any, NoReturn, TypeVar
 import hvac
 import requests
 from hvac import exceptions as hvac_exc
+from hvac import utils as hvac_utils
 
 from rotator.adapters.metrics.registry import Metrics
 from rotator.adapters.vault.auth import Authenticator, CredentialsError
@@ -36,6 +37,7 @@ from rotator.adapters.vault.codec import (
     parse_time,
 )
 from rotator.adapters.vault.deadline import WATCHDOG, deadline_session
+from rotator.adapters.vault.direct import Answer, DirectReads
 from rotator.adapters.vault.listing import LIST_PAGE, FolderUnsupported, Listed, page_request
 from rotator.config.vault import VaultSettings
 from rotator.domain.model import KeyState, SecretVersion
@@ -91,6 +93,9 @@ class VaultStore:
             verify=session.verify,
             session=session,
         )
+        # The hot reads (versions, metadata, list pages) skip requests' per-call machinery
+        # but use the same pool, headers and answers: see rotator.adapters.vault.direct.
+        self._direct = DirectReads(self._client, settings.timeout_seconds)
         self._list_page = list_page
         self._bulk: bool | None = None
         """Whether the server has the detailed-metadata list; None until first asked."""
@@ -164,7 +169,7 @@ class VaultStore:
         found: dict[str, Listed] = {}
         after: str | None = None
         while True:
-            request = page_request(self._mount, folder, self._list_page, after)
+            request = page_request(self._direct, self._mount, folder, self._list_page, after)
             try:
                 page = await self._call(f"{self._mount}/detailed-metadata/{folder}", request)
             except FolderUnsupported as exc:
@@ -325,8 +330,11 @@ class VaultStore:
     # --- The one way to Vault ----------------------------------------------------------
 
     async def _metadata(self, mount: str, path: str) -> dict[str, Any] | None:
-        def call(client: hvac.Client) -> Any:
-            return client.secrets.kv.v2.read_secret_metadata(path=path, mount_point=mount)
+        # hvac's read_secret_metadata, on the urllib3 pool (rotator.adapters.vault.direct).
+        url = hvac_utils.format_url("/v1/{mount}/metadata/{path}", mount=mount, path=path)
+
+        def call(_client: hvac.Client) -> Any:
+            return self._direct.request("get", url)
 
         try:
             answer = await self._call(f"{mount}/metadata/{path}", call)
@@ -338,10 +346,13 @@ class VaultStore:
     async def _read(self, mount: str, path: str, version: int | None) -> dict[str, Any] | None:
         """KV v2 ``data`` and ``metadata`` of one version; None if missing or not live."""
 
-        def call(client: hvac.Client) -> Any:
-            return client.secrets.kv.v2.read_secret_version(
-                path=path, version=version, mount_point=mount, raise_on_deleted_version=True
-            )
+        # hvac's read_secret_version (raise_on_deleted_version=True: a deleted version is
+        # InvalidPath, like a missing one), on the urllib3 pool (rotator.adapters.vault.direct).
+        url = hvac_utils.format_url("/v1/{mount}/data/{path}", mount=mount, path=path)
+        params = {"version": version} if version is not None else None
+
+        def call(_client: hvac.Client) -> Any:
+            return self._direct.request("get", url, params)
 
         try:
             answer = await self._call(f"{mount}/data/{path}", call)
@@ -472,9 +483,10 @@ class VaultStore:
             self._answered_with_error()
             log.warning("vault.refused", path=path, reason=type(exc).__name__)
             raise VaultError(f"vault refused the request on {path}: {type(exc).__name__}") from None
-        if isinstance(result, requests.Response):
+        if isinstance(result, requests.Response | Answer):
             # hvac hands back the raw response when a 200 is not JSON (a proxy's HTML page)
-            # or the status is one it lets through: never an answer the callers can read.
+            # or the status is one it lets through (the direct reads an Answer, alike):
+            # never an answer the callers can read.
             self._unavailable(path, f"unexpected answer (HTTP {result.status_code}, not JSON)")
         if isinstance(result, dict) and not {"data", "auth"} & result.keys():
             # JSON, but not Vault's (a proxy's error document): no KeyError further down.

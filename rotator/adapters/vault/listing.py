@@ -22,6 +22,7 @@ import hvac
 from hvac import utils as hvac_utils
 
 from rotator.adapters.vault.codec import live_versions
+from rotator.adapters.vault.direct import DirectReads
 
 LIST_PAGE = 1000
 """Entries a page: about 400 KB of JSON from OpenBao, parsed in one worker thread."""
@@ -80,17 +81,19 @@ def parse_page(answer: dict[str, Any], limit: int) -> Page:
 
 
 def page_request(
-    mount: str, folder: str, limit: int, after: str | None
+    reads: DirectReads, mount: str, folder: str, limit: int, after: str | None
 ) -> Callable[[hvac.Client], Page]:
     """One LIST call, for :meth:`VaultStore._call` (which logs in, retries a dead token and
-    maps transport failures). Raises FolderUnsupported when the endpoint does not exist."""
+    maps transport failures), sent on the urllib3 pool by ``reads`` (a page every few seconds
+    per thousand keys: see :mod:`rotator.adapters.vault.direct`). Raises FolderUnsupported
+    when the endpoint does not exist."""
     url = f"/v1/{mount}/detailed-metadata/{folder}"
     params: dict[str, str | int] = {"limit": limit}
     if after is not None:
         params["after"] = after
 
-    def call(client: hvac.Client) -> Page:
-        answer = client.adapter.list(url, params=params, raise_exception=False)
+    def call(_client: hvac.Client) -> Page:
+        answer = reads.request("list", url, params, raise_exception=False)
         if isinstance(answer, dict):
             return parse_page(answer, limit)
         status = answer.status_code
