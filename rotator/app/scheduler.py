@@ -174,8 +174,9 @@ class _PollPace:
     """The next poll waits until the last one's own CPU (the folder listing's JSON, comparing
     every key; not the keys' reads) is at most :data:`POLL_CPU_SHARE` of the time since it
     began. A fleet of hundreds keeps ``poll_interval``; a folder of 10,000 keys (0.2 to 0.3 s
-    a poll, most of it decoding the list's JSON) is listed every 13 to 20 s instead of every 5 s. Measured in
-    CPU, not wall time: a slow or unreachable Vault does not slow the polls down."""
+    a poll, most of it decoding the list's JSON) is listed every 13 to 20 s instead of every
+    5 s. Measured in CPU, not wall time: a slow or unreachable Vault does not slow the polls
+    down."""
 
     def __init__(self, poll_s: float) -> None:
         self._poll_s = poll_s
