@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from rotator.admin import TOKEN_ENV
+from rotator.cli.proxy import environment_proxy
 from rotator.domain.terms import KEY_NAME, Outcome
 from rotator.errors import EXIT_PROBLEM, EXIT_USAGE, RotatorError
 from rotator.secretfile import SecretFileError, read_secret_file
@@ -86,6 +87,11 @@ class AdminClient:
         self.host = parts.hostname
         self.base_path = quote(parts.path, safe="/%")
         """A daemon behind a reverse proxy may answer under a path: every request is below it."""
+        try:
+            self.proxy = environment_proxy(parts.scheme, self.host, self.port)
+        except ValueError as exc:
+            message = f"{exc}: set NO_PROXY={self.host} to reach the daemon directly"
+            raise DaemonError(message, EXIT_USAGE) from None
         if token and not _HEADER_SAFE.fullmatch(token):
             # Said here, without the token: sent as it is, the HTTP library's refusal of the
             # header would quote it.
@@ -141,12 +147,14 @@ class AdminClient:
             except OSError as exc:  # refused, no route, no such host
                 raise self._unreachable(exc) from None
             headers = dict(self.headers)
+            if self.proxy is not None and self.proxy.authorization and self.context is None:
+                headers["Proxy-Authorization"] = self.proxy.authorization
             payload = None
             if body is not None:
                 payload = json.dumps(body).encode()
                 headers["Content-Type"] = "application/json"
             try:
-                connection.request(method, self.base_path + path, payload, headers)
+                connection.request(method, self._target(path), payload, headers)
                 answer = connection.getresponse()
                 content = answer.read()
             except TimeoutError:
@@ -158,11 +166,26 @@ class AdminClient:
         return answer.status, self._judge(answer.status, content)
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self.proxy is None:
+            host, port = self.host, self.port
+        else:
+            host, port = self.proxy.host, self.proxy.port
         if self.context is None:
-            return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        return http.client.HTTPSConnection(
-            self.host, self.port, timeout=timeout, context=self.context
-        )
+            return http.client.HTTPConnection(host, port, timeout=timeout)
+        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=self.context)
+        if self.proxy is not None:  # CONNECT through it; TLS (and its checks) with the daemon
+            login = self.proxy.authorization
+            tunnel = None if login is None else {"Proxy-Authorization": login}
+            connection.set_tunnel(self.host, self.port, tunnel)
+        return connection
+
+    def _target(self, path: str) -> str:
+        """The request's target: the path, or the whole URL for a plain proxy to forward."""
+        if self.proxy is None or self.context is not None:
+            return self.base_path + path
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        netloc = host if self.port is None else f"{host}:{self.port}"
+        return f"http://{netloc}{self.base_path}{path}"
 
     def _timed_out(self, timeout: float) -> DaemonError:
         return DaemonError(

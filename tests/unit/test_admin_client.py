@@ -218,3 +218,63 @@ def test_a_name_that_is_no_key_name_never_reaches_the_daemon(daemon: Callable) -
     ):
         assert "is not a key name" in str(refusal(call))
     assert server.requests == []
+
+
+# --- the environment's proxy, as httpx honoured it -----------------------------------------
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+def test_a_plain_daemon_is_asked_through_the_http_proxy(
+    daemon: Callable, environment: pytest.MonkeyPatch
+) -> None:
+    proxy = daemon(send(json_answer(200, {"keys": []})))
+    environment.setenv("HTTP_PROXY", proxy.url.replace("http://", "http://ops:s%40cret@"))
+    assert AdminClient("http://daemon.example:8080", TOKEN).keys() == {"keys": []}
+    lines = proxy.requests[0].decode().split("\r\n")
+    assert lines[0] == "GET http://daemon.example:8080/api/v1/keys HTTP/1.1"
+    assert "Proxy-Authorization: Basic b3BzOnNAY3JldA==" in lines  # ops:s@cret
+
+
+def test_no_proxy_reaches_the_daemon_directly(
+    daemon: Callable, environment: pytest.MonkeyPatch
+) -> None:
+    server = daemon(send(json_answer(200, {"keys": []})))
+    environment.setenv("http_proxy", "http://127.0.0.1:1")  # nothing there
+    environment.setenv("NO_PROXY", "example.org, .127.0.0.1")
+    assert AdminClient(server.url, TOKEN).keys() == {"keys": []}
+    assert server.requests[0].startswith(b"GET /api/v1/keys HTTP/1.1\r\n")
+
+
+def test_an_https_daemon_is_reached_through_a_tunnel(
+    daemon: Callable, environment: pytest.MonkeyPatch
+) -> None:
+    proxy = daemon(send(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"))
+    environment.setenv("ALL_PROXY", proxy.url)
+    error = refusal(AdminClient("https://daemon.example:8443", TOKEN).keys)
+    assert proxy.requests[0].startswith(b"CONNECT daemon.example:8443 HTTP/1.")
+    assert TOKEN.encode() not in proxy.requests[0]  # the token goes inside TLS only
+    assert error.exit_code == 2
+    assert "cannot reach the daemon at https://daemon.example:8443" in str(error)
+    assert "403 Forbidden" in str(error)
+
+
+def test_a_proxy_it_cannot_use_is_a_usage_error_without_its_password(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    environment.setenv("HTTPS_PROXY", "socks5://ops:hunter2@proxy.example:1080")
+    error = refusal(lambda: AdminClient("https://daemon.example", TOKEN))
+    assert error.exit_code == 2
+    assert "hunter2" not in str(error)
+    assert str(error) == (
+        "the proxy for https:// in the environment is no http:// URL: "
+        "set NO_PROXY=daemon.example to reach the daemon directly"
+    )
