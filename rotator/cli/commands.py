@@ -3,21 +3,21 @@ and the admin-API clients (status, rotate, verify, rollback)."""
 
 from __future__ import annotations
 
-import getpass
-import ipaddress
 import json
-import signal
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
 from rotator import __version__
-from rotator.domain.model import KEY_NAME, Outcome
+from rotator.domain.terms import KEY_NAME, Outcome
 from rotator.errors import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, ConfigError, RotatorError
+
+# Only what parsing the command line needs is imported above: every command imports the rest
+# (the client, the configuration, the daemon) itself, so that ``--help`` and the client
+# commands start without them.
 
 if TYPE_CHECKING:
     from rotator.cli.client import AdminClient
@@ -26,10 +26,14 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Command = TypeVar("Command", bound=Callable[..., Any])
 
+FILE = click.Path(dir_okay=False, path_type=Path)
+"""One instance for every file option: click looks up a translation of the type's name each
+time one is made (dozens of file-system probes), and the type holds no state."""
+
 config_option = click.option(
     "--config",
     "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="YAML file (default $ROTATOR_CONFIG or /etc/rotator/rotator.yaml).",
 )
@@ -66,6 +70,7 @@ def run(
 ) -> None:
     """Run the daemon until SIGTERM or SIGINT."""
     import asyncio
+    import signal
 
     stop = asyncio.Event()
 
@@ -127,6 +132,7 @@ class UnknownKeys(RotatorError):
 
 async def _check(settings: Settings, names: list[str]) -> list[dict[str, Any]]:
     import asyncio
+    from datetime import UTC, datetime
 
     from rotator.app.bootstrap import build_app, build_discovery
 
@@ -184,6 +190,8 @@ def stage(
         click.echo(f"unknown key: {name}", err=True)
         sys.exit(EXIT_USAGE)
     if sys.stdin.isatty():
+        import getpass
+
         api_key = getpass.getpass(f"New Mistral key for {name} (hidden): ")
     else:
         api_key = sys.stdin.readline()
@@ -259,7 +267,7 @@ def admin_options(command: Command) -> Command:
         command = click.option(
             option,
             envvar=env,
-            type=click.Path(dir_okay=False, path_type=Path),
+            type=FILE,
             default=None,
             expose_value=False,
             callback=_remember_tls,
@@ -267,7 +275,7 @@ def admin_options(command: Command) -> Command:
         )(command)
     command = click.option(
         "--token-file",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=FILE,
         default=None,
         help="File holding the admin token (default: $ROTATOR_ADMIN_TOKEN).",
     )(command)
@@ -281,7 +289,7 @@ def admin_options(command: Command) -> Command:
     command = click.option(
         "--config",
         "config_file",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=FILE,
         default=None,
         help="The daemon's YAML file: its admin address and admin_token_file, unless "
         "--url or --token-file say otherwise.",
@@ -297,6 +305,8 @@ TLS_OPTIONS = [
 
 
 def _unspecified(host: str) -> bool:
+    import ipaddress
+
     try:
         return not host or ipaddress.ip_address(host).is_unspecified
     except ValueError:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-KEY_NAME = re.compile(r"^[a-z0-9-]{1,63}$")
-"""A key's name: configured, discovered, or typed on the command line."""
+# Defined with the CLI's other words (terms.py); here too for the rest of the daemon.
+from rotator.domain.terms import KEY_NAME as KEY_NAME
+from rotator.domain.terms import Outcome as Outcome
 
 
 class Status(enum.StrEnum):
@@ -39,20 +39,6 @@ _TRANSIENT = frozenset({Status.RATE_LIMITED, Status.UNREACHABLE, Status.UNKNOWN}
 _REJECTING = frozenset(
     {Status.INVALID, Status.BILLING_BLOCKED, Status.FORBIDDEN, Status.MODEL_UNAVAILABLE}
 )
-
-
-class Outcome(enum.StrEnum):
-    """What a rotate, a rollback or a poll came to: the one list of outcomes (API, metrics,
-    logs and the CLI all use these strings)."""
-
-    ROTATED = "rotated"
-    ROLLED_BACK = "rolled_back"
-    NOOP = "noop"
-    REJECTED = "rejected"
-    FAILED = "failed"
-    POSTPONED = "postponed"
-    CONTENDED = "contended"
-    """Another instance holds the key's lease (minting): nothing was decided here."""
 
 
 RotationOutcome = Literal[

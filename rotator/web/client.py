@@ -1,19 +1,20 @@
 """The client side of the listeners' TLS, for the admin-API clients (``rotator status`` ...).
 
-``client_context`` builds what httpx verifies the daemon with (through the one builder,
-``rotator.adapters.tls``): the system's CAs, or ``--ca-cert``; a client certificate when
-``--client-cert``/``--client-key`` are given; it words a refused file as the option's.
+``client_context`` builds what the client verifies the daemon with (through the one
+builder, ``rotator.adapters.tls``): the system's CAs, or ``--ca-cert``; a client certificate
+when ``--client-cert``/``--client-key`` are given; it words a refused file as the option's.
 ``tls_failure`` turns the exception of a refused connection into a sentence that says which
 side refused what: the daemon's certificate (unknown CA, wrong name, expired), this client's
 certificate, or TLS spoken to a plain listener and the other way round.
+
+Standard library only (``http.client``, ``ssl``): ``rotator status`` starts without httpx.
 """
 
 from __future__ import annotations
 
+import http.client
 import ssl
 from pathlib import Path
-
-import httpx
 
 from rotator.adapters import tls
 
@@ -55,7 +56,12 @@ def client_context(
 
 
 def tls_failure(exc: BaseException, url: str, *, has_client_cert: bool) -> str | None:
-    """What went wrong in TLS terms, or None when it was not about TLS."""
+    """What went wrong in TLS terms, or None when it was not about TLS.
+
+    ``exc`` is what connecting (TLS handshake included) or the exchange after it raised: an
+    ``ssl.SSLError`` (or one in its chain), or, for the exchange only, the connection ending
+    without an answer (:func:`closed_without_answer`).
+    """
     cause = _ssl_cause(exc)
     if isinstance(cause, ssl.SSLCertVerificationError):
         code = cause.verify_code
@@ -88,7 +94,7 @@ def tls_failure(exc: BaseException, url: str, *, has_client_cert: bool) -> str |
         if any(r in reason for r in _NOT_TLS):
             return f"the daemon at {url} does not speak TLS: use http://"
         return f"TLS with the daemon at {url} failed ({reason or cause})"
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+    if closed_without_answer(exc):
         # A TLS server that refuses a client certificate closes the connection after the
         # handshake, without an answer (asyncio sends no alert); a TLS listener does the same
         # to plain HTTP.
@@ -109,6 +115,16 @@ def tls_failure(exc: BaseException, url: str, *, has_client_cert: bool) -> str |
             "client_ca_file, and hold a name in client_allowed_sans if that is set)"
         )
     return None
+
+
+def closed_without_answer(exc: BaseException) -> bool:
+    """True when the daemon ended the connection instead of answering the request sent on it
+    (closed, reset, or bytes that are no HTTP answer): a TLS listener does that to plain HTTP,
+    and a daemon that refuses the client's certificate after the TLS 1.3 handshake. Only for
+    errors of the exchange: a refused connect is not this."""
+    if isinstance(exc, http.client.InvalidURL):  # about the request, not the answer
+        return False
+    return isinstance(exc, http.client.HTTPException | ConnectionResetError | BrokenPipeError)
 
 
 def _ssl_cause(exc: BaseException) -> BaseException | None:

@@ -1,6 +1,7 @@
-"""A client command starts without the server stack: ``rotator --help`` and ``rotator
-status`` import neither FastAPI nor hvac, APScheduler, uvicorn or pydantic (``status`` needs
-httpx to talk to the daemon; ``--help`` not even that)."""
+"""A client command starts without the server stack: ``rotator --help``, ``rotator status``
+and the other clients of the admin API import neither FastAPI nor hvac, APScheduler, uvicorn
+or pydantic, nor httpx (the client speaks HTTP with the standard library); ``--help`` and
+``--version`` do not even load the client."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ SERVER_STACK = (
     "prometheus_client",
     "structlog",
     "yaml",
+    "httpx",
+    "httpcore",
 )
 
 _RUN = """
@@ -33,7 +36,7 @@ try:
 except SystemExit:
     pass
 # A None entry is a module blocked from import (the CLI blocks rich: see main()).
-loaded = {m.split(".")[0] for m, module in sys.modules.items() if module is not None}
+loaded = [m for m, module in sys.modules.items() if module is not None]
 print(json.dumps(sorted(loaded)), file=sys.stderr)
 """
 
@@ -45,6 +48,7 @@ def _closed_port() -> int:
 
 
 def _imported(*args: str) -> set[str]:
+    """Every module loaded by the time ``rotator ARGS`` ended (its full dotted name)."""
     done = subprocess.run(
         [sys.executable, "-c", _RUN, *args],
         capture_output=True,
@@ -56,26 +60,47 @@ def _imported(*args: str) -> set[str]:
     return set(json.loads(last))
 
 
+def _packages(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+CLOSED = f"http://127.0.0.1:{_closed_port()}"
+
+
 @pytest.mark.parametrize(
     "args",
     [
         ["--help"],
         ["--version"],
         ["status", "--help"],
-        ["status", "--url", f"http://127.0.0.1:{_closed_port()}"],
-        ["rotate", "some-key", "--url", f"http://127.0.0.1:{_closed_port()}"],
+        ["status", "--url", CLOSED],
+        ["status", "--url", CLOSED.replace("http://", "https://")],
+        ["rotate", "some-key", "--url", CLOSED],
+        ["verify", "some-key", "--url", CLOSED],
+        ["rollback", "some-key", "--url", CLOSED],
+        ["mint", "some-key", "--url", CLOSED],
+        ["inventory", "--url", CLOSED],
+        ["intake", "some-key", "--url", CLOSED],
     ],
-    ids=["help", "version", "status-help", "status", "rotate"],
+    ids=lambda args: "-".join(a.split(":")[0] if a.startswith("http") else a for a in args),
 )
 def test_a_client_command_does_not_import_the_server_stack(args: list[str]) -> None:
     imported = _imported(*args)
-    assert "rotator" in imported and "click" in imported  # it did run the CLI
-    assert not imported & set(SERVER_STACK), sorted(imported & set(SERVER_STACK))
-    if "--help" in args or "--version" in args:
-        assert "httpx" not in imported
+    packages = _packages(imported)
+    assert "rotator" in packages and "click" in packages  # it did run the CLI
+    assert not packages & set(SERVER_STACK), sorted(packages & set(SERVER_STACK))
+    if "--url" in args:
+        assert "rotator.cli.client" in imported  # it did try the daemon
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["status", "--help"]])
+def test_help_does_not_load_the_client(args: list[str]) -> None:
+    imported = _imported(*args)
+    assert "rotator.cli.commands" in imported
+    assert not {"rotator.cli.client", "rotator.domain.model", "http.client"} & imported
 
 
 def test_the_daemon_command_still_has_it() -> None:
     # The same probe sees them when a command needs them: it can tell.
-    imported = _imported("config", "validate", "--config", "/nonexistent/rotator.yaml")
+    imported = _packages(_imported("config", "validate", "--config", "/nonexistent/rotator.yaml"))
     assert {"pydantic", "yaml"} <= imported
