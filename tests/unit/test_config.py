@@ -39,7 +39,7 @@ def test_contract_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.vault.kv_mount == "secret" and s.vault.state_path == "mistral-rotator/state"
     assert s.mistral.base_url == "https://api.mistral.ai"
     assert s.mistral.model == "mistral-large-latest"
-    assert s.schedule.poll_interval == timedelta(seconds=5)
+    assert s.schedule.poll_interval == timedelta(seconds=3)
     assert s.schedule.verify_interval == timedelta(hours=1)
     assert (s.expiry.max_lifetime_days, s.expiry.warn_days, s.expiry.critical_days) == (365, 30, 7)
     assert s.server.metrics_listen == "0.0.0.0:9102"
