@@ -197,12 +197,21 @@ class OneOfFamily(KeyFamily):
         out.append(f"# HELP {self.name} {_escape_help(self.documentation)}\n")
         out.append(f"# TYPE {self.name} {self.kind}\n")
         head = f'{self.sample_name}{{{self.label_names[0]}="'
-        tails = [(c, f'",{self.label_names[1]}="{_escape(c)}"}} ') for c in self.choices]
+        label = self.label_names[1]
+        # A key's lines differ only by its name and which choice is 1: each possible block
+        # is written once, and a key's is one join (a third of the time of a line each).
+        blocks = {
+            chosen: [
+                f'",{label}="{_escape(c)}"}} {"1.0" if c == chosen else "0.0"}\n'
+                for c in self.choices
+            ]
+            for chosen in (*self.choices, None)
+        }
         with self.lock:
             snapshot = self.chosen.copy()
         for key, chosen in snapshot.items():
             start = head + _escape(key)
-            out.extend([f"{start}{tail}{'1.0' if c == chosen else '0.0'}\n" for c, tail in tails])
+            out.append(start + start.join(blocks[chosen]))
 
 
 def _escape(value: str) -> str:
