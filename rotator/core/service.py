@@ -99,11 +99,13 @@ class KeyService:
         self._stopping = False
         poll_s = self.settings.schedule.poll_interval.total_seconds()
         self._vault_backoff = Backoff(BackoffPolicy(min(1.0, poll_s), max(2 * poll_s, 10.0)))
+        self._key_retry = retry_policy(self.settings)
+        """Every key's backoff follows the same policy: one object, not one a key."""
 
     # --- the set of keys -----------------------------------------------------------------
 
     def add(self, key: ManagedKey) -> None:
-        backoff = Backoff(retry_policy(self.settings))
+        backoff = Backoff(self._key_retry)
         self._keys[key.name] = _Tracked(key, KeyView(key.name), _KeyLock(), backoff)
         self.metrics.add_key(key.name)
         self.metrics.keys_managed.set(len(self._keys))
