@@ -146,7 +146,9 @@ class DirectReads:
             # learn: ask again through hvac, as every call went before.
             return self._by_hvac(method, url, params, raise_exception)
         if status >= 400 and raise_exception:
-            _raise_for_error(method, self._base + url.strip("/"), status, answer_headers, body)
+            raise_for_answer(
+                method, self._base + url.strip("/"), Answer(status, answer_headers, body)
+            )
         if status == 200:
             try:
                 return json.loads(body)
@@ -242,15 +244,13 @@ def _sent_error(exc: u3_exc.HTTPError) -> Exception:
     return exc
 
 
-def _raise_for_error(
-    method: str, url: str, status: int, headers: Mapping[str, str], body: bytes
-) -> None:
-    """As hvac's ``RawAdapter._raise_for_error``: the errors of a JSON answer, else its text."""
-    answer = Answer(status, headers, body)
+def raise_for_answer(method: str, url: str, answer: Answer | requests.Response) -> None:
+    """Raise hvac's exception for an error answer, as hvac's ``RawAdapter._raise_for_error``
+    does: the errors of a JSON answer, else its text."""
     text = answer.text
     document: Any = None
     errors: Any = None
-    if headers.get("Content-Type") == "application/json":
+    if answer.headers.get("Content-Type") == "application/json":
         try:
             document = answer.json()
         except ValueError:
@@ -261,7 +261,7 @@ def _raise_for_error(
     hvac_utils.raise_for_error(
         method,
         url,
-        status,
+        answer.status_code,
         None if errors is not None else text,
         errors=errors,
         text=text,

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import hvac
-from hvac import utils as hvac_utils
 
 from rotator.adapters.vault.codec import live_versions
-from rotator.adapters.vault.direct import DirectReads
+from rotator.adapters.vault.direct import DirectReads, raise_for_answer
 
 LIST_PAGE = 1000
 """Entries a page: about 400 KB of JSON from OpenBao, parsed in one worker thread."""
@@ -104,15 +103,7 @@ def page_request(
             # Vault's KV v2 answers paths it does not know with 404 and a warning ("Invalid
             # path for a versioned K/V secrets engine"), some proxies with 405.
             raise FolderUnsupported(f"{mount}/detailed-metadata: HTTP {status}")
-        hvac_utils.raise_for_error(
-            "LIST",
-            url,
-            status,
-            message=None,
-            errors=body.get("errors"),
-            text=answer.text,
-            json=body,
-        )
+        raise_for_answer("LIST", url, answer)
         raise FolderUnsupported(f"{mount}/detailed-metadata: HTTP {status}")  # not reached
 
     return call
